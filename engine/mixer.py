@@ -1,0 +1,122 @@
+"""Mixer maths for the audio thread: per-voice gain/pan/mute/solo, input monitor, master gain,
+a NaN/Inf guard per voice and a peak limiter on the mix.
+
+Other threads publish parameters by writing plain floats into `MixerParams.voices` and
+`MixerParams.master` (last write wins); the kernel slews every gain toward its target at a
+bounded rate, so a fader jump never clicks, and reaches it exactly (10 ms for a full-scale step).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+GAIN, PAN, MUTE, SOLO = 0, 1, 2, 3
+MASTER_GAIN, INPUT_MONITOR = 0, 1
+FULL_SCALE_SLEW_S = 0.010
+LIMITER_RELEASE_S = 0.080
+FAULT_ABS_LIMIT = 1.0e4  # a voice sample beyond this counts as a blast, like NaN/Inf
+
+
+def db_to_gain(db: float) -> float:
+    """Decibels to a linear gain; -120 dB and below is silence."""
+    return 0.0 if db <= -120.0 else 10.0 ** (db / 20.0)
+
+
+def pan_gains(pan: float) -> tuple[float, float]:
+    """Constant-power pan law: pan -1 is hard left, 0 is -3 dB on each side, 1 is hard right."""
+    angle = (pan + 1.0) * math.pi / 4.0
+    return math.cos(angle), math.sin(angle)
+
+
+class MixerParams:
+    """Published mixer parameters: plain float arrays written by any thread, read per block."""
+
+    def __init__(self, n_voices: int) -> None:
+        self.voices = np.zeros((n_voices, 4))
+        self.voices[:, GAIN] = 1.0
+        self.master = np.array([1.0, 0.0])
+
+
+@numba.njit(nogil=True, cache=True)
+def _slew(current: float, target: float, max_step: float) -> float:
+    delta = target - current
+    if delta > max_step:
+        return current + max_step
+    if delta < -max_step:
+        return current - max_step
+    return target
+
+
+@numba.njit(nogil=True, cache=True)
+def mix_block(
+    voice_buffers: np.ndarray,
+    input_block: np.ndarray,
+    count: int,
+    voice_params: np.ndarray,
+    master_params: np.ndarray,
+    faulted: np.ndarray,
+    current_gains: np.ndarray,
+    current_master: np.ndarray,
+    limiter_gain: np.ndarray,
+    ceiling: float,
+    max_step: float,
+    release_coef: float,
+    out_mix: np.ndarray,
+) -> int:
+    """Mix `count` samples of every voice into out_mix[:count, 0:2] (stereo float32).
+
+    voice_buffers [n_voices, >= count] are mono voice signals; a voice holding any non-finite
+    or absurd sample in this block is zeroed and flagged in `faulted` (it stays muted);
+    returns how many voices faulted in this block.
+    current_gains [n_voices, 2], current_master [2] and limiter_gain [1] carry state.
+    """
+    n_voices = voice_buffers.shape[0]
+    any_solo = False
+    for v in range(n_voices):
+        if voice_params[v, 3] > 0.5:
+            any_solo = True
+    new_faults = 0
+    for v in range(n_voices):
+        bad = False
+        for i in range(count):
+            x = voice_buffers[v, i]
+            if not (abs(x) < FAULT_ABS_LIMIT):  # also true for NaN
+                bad = True
+                break
+        if bad:
+            new_faults += 1
+            faulted[v] = 1
+            for i in range(count):
+                voice_buffers[v, i] = 0.0
+    for i in range(count):
+        left = 0.0
+        right = 0.0
+        for v in range(n_voices):
+            audible = faulted[v] == 0 and voice_params[v, 2] < 0.5 and (
+                not any_solo or voice_params[v, 3] > 0.5
+            )
+            gain = voice_params[v, 0] if audible else 0.0
+            angle = (voice_params[v, 1] + 1.0) * math.pi / 4.0
+            current_gains[v, 0] = _slew(current_gains[v, 0], gain * math.cos(angle), max_step)
+            current_gains[v, 1] = _slew(current_gains[v, 1], gain * math.sin(angle), max_step)
+            x = voice_buffers[v, i]
+            left += current_gains[v, 0] * x
+            right += current_gains[v, 1] * x
+        current_master[0] = _slew(current_master[0], master_params[0], max_step)
+        current_master[1] = _slew(current_master[1], master_params[1], max_step)
+        monitor = current_master[1] * input_block[i] * 0.7071067811865476
+        left = (left + monitor) * current_master[0]
+        right = (right + monitor) * current_master[0]
+        peak = max(abs(left), abs(right))
+        g = limiter_gain[0]
+        if peak * g > ceiling:
+            g = ceiling / peak
+        else:
+            g = 1.0 - (1.0 - g) * release_coef
+        limiter_gain[0] = g
+        out_mix[i, 0] = left * g
+        out_mix[i, 1] = right * g
+    return new_faults

@@ -1,0 +1,22 @@
+"""The interface every follower voice implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Voice(Protocol):
+    """One follower voice. Both methods run on the audio thread and must not allocate."""
+
+    name: str
+
+    def step(self, frame: np.ndarray) -> None:
+        """Take one analysis frame (float64[16], engine/features layout) and set new targets."""
+
+    def render(self, out: np.ndarray, offset: int, count: int) -> None:
+        """Add `count` samples of this voice into out[offset:offset + count]."""
+
+    def reset(self) -> None:
+        """Silence the voice and clear its state (panic, fault recovery)."""

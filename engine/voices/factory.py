@@ -1,0 +1,44 @@
+"""Build the configured voices."""
+
+from __future__ import annotations
+
+import zlib
+
+from engine.config import TuttiConfig
+from engine.errors import TuttiError
+from engine.rates import CONTROL_RATE_HZ, frame_samples
+from engine.synth.voice_synth import VoiceSynth
+from engine.voices.base import Voice
+from engine.voices.reference import TIMBRES, ReferenceVoice
+
+
+def build_voices(config: TuttiConfig) -> list[Voice]:
+    """One voice per [voices.NAME] table, in config order."""
+    sample_rate_hz = config.engine.sample_rate_hz
+    voices: list[Voice] = []
+    for name, voice in config.voices:
+        if voice.kind not in TIMBRES:
+            raise TuttiError(
+                f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)}"
+            )
+        synth = VoiceSynth(
+            sample_rate_hz,
+            frame_samples(sample_rate_hz),
+            config.synth.n_harmonics,
+            config.synth.n_noise_bands,
+            model_nyquist_hz=sample_rate_hz / 2,
+            reverb=config.synth.reverb,
+            reverb_decay_s=config.synth.reverb_decay_s,
+            reverb_wet=config.synth.reverb_wet,
+            seed=zlib.crc32(name.encode()),
+        )
+        voices.append(
+            ReferenceVoice(
+                name, voice.kind, voice.interval_semitones, synth,
+                n_harmonics=config.synth.n_harmonics,
+                n_noise_bands=config.synth.n_noise_bands,
+                frame_s=1.0 / CONTROL_RATE_HZ,
+                voicing_threshold=config.analysis.voicing_threshold,
+            )
+        )
+    return voices

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Tutti's one entry point. `python launch.py SUBCOMMAND --help` explains each subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, action="append", default=[], metavar="FILE",
+        help="TOML overlay on the shipped defaults (repeatable, applied in order)",
+    )
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set voices.bass.gain_db=-6 (repeatable)",
+    )
+
+
+def _add_block_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--blocksize", type=int, default=None, metavar="N",
+        help="block size in samples, 16..4096 (default: engine.block_samples, 128)",
+    )
+
+
+def _resolve_config(args: argparse.Namespace):
+    from engine.config import load_config
+
+    sets = list(args.sets)
+    if getattr(args, "blocksize", None) is not None:
+        sets.append(f"engine.block_samples={args.blocksize}")
+    return load_config(args.config, sets)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> None:
+    from engine.offline import analyze_file
+
+    n_frames = analyze_file(args.input, args.out, _resolve_config(args))
+    print(f"wrote {args.out}: {n_frames} frames")
+
+
+def _cmd_perform(args: argparse.Namespace) -> None:
+    from engine.offline import perform_file
+
+    session = perform_file(args.input, args.out, _resolve_config(args), force=args.force)
+    timings, latency = session["timings"], session["latency_ms"]
+    print(
+        f"wrote {args.out}: {session['duration_s']:.1f} s, voices {', '.join(session['voices'])}; "
+        f"{timings['realtime_factor']:.1f}x real time, block p99 {timings['block_us_p99']:.0f} us; "
+        f"onset latency {latency['onset']:.1f} ms; mix peak {session['mix_peak_dbfs']:.1f} dBFS"
+    )
+
+
+def _cmd_devices(args: argparse.Namespace) -> None:
+    from realtime.devices import list_devices
+
+    print(list_devices())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="launch.py",
+        description="Tutti, a real-time neural accompanist.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    analyze = commands.add_parser(
+        "analyze", help="write the causal analysis of a file as CSV",
+        description="Write one CSV row per 4 ms frame: time_s, f0_hz, voicing, loudness_db, onset.",
+    )
+    analyze.add_argument("input", type=Path, metavar="INPUT", help="audio file (any rate, any channels)")
+    analyze.add_argument("--out", type=Path, required=True, metavar="FEATURES.csv")
+    _add_block_option(analyze)
+    _add_config_options(analyze)
+    analyze.set_defaults(run=_cmd_analyze)
+
+    perform = commands.add_parser(
+        "perform", help="play a file through the ensemble offline",
+        description="Render INPUT through the ensemble: DIR/input.wav, mix.wav, one WAV per voice, "
+        "config.toml and session.json (48 kHz float32, all the same length).",
+    )
+    perform.add_argument("input", type=Path, metavar="INPUT", help="audio file (any rate, any channels)")
+    perform.add_argument("--out", type=Path, required=True, metavar="DIR")
+    perform.add_argument("--force", action="store_true", help="replace a non-empty DIR")
+    _add_block_option(perform)
+    _add_config_options(perform)
+    perform.set_defaults(run=_cmd_perform)
+
+    devices = commands.add_parser("devices", help="list audio devices (like sounddevice -l)")
+    devices.set_defaults(run=_cmd_devices)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from engine.errors import TuttiError
+
+    try:
+        args.run(args)
+    except TuttiError as err:
+        print(f"tutti: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tutti: stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
