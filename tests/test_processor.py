@@ -1,0 +1,167 @@
+"""The block processor: block-size invariance, the mix law, fault guard, following the leader."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demo.melody import render_melody
+from engine.config import load_config
+from engine.features.frames import F0, VOICING
+from engine.features.streaming import StreamingAnalyzer
+from engine.mixer import GAIN, MUTE, PAN, SOLO, pan_gains
+from engine.processor import BlockProcessor
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 48000
+
+
+@pytest.fixture(scope="module")
+def melody() -> np.ndarray:
+    audio, _ = render_melody(sample_rate_hz=SR)
+    return audio[: int(2.5 * SR)]
+
+
+@pytest.fixture(scope="module")
+def reference_render(melody):
+    processor = BlockProcessor(load_config())
+    return processor.render(melody, 128)
+
+
+@pytest.mark.parametrize("block", [16, 64, 65, 128, 333, 1024, 4096])
+def test_any_block_size_gives_the_same_output(melody, reference_render, block) -> None:
+    voices, mix = BlockProcessor(load_config()).render(melody, block)
+    np.testing.assert_array_equal(voices, reference_render[0])
+    np.testing.assert_array_equal(mix, reference_render[1])
+
+
+def test_output_is_audible_and_bounded(reference_render) -> None:
+    voices, mix = reference_render
+    rms_db = 20 * np.log10(np.sqrt(np.mean(mix.astype(np.float64) ** 2)))
+    assert -40 < rms_db < -6
+    assert np.max(np.abs(mix)) <= 10 ** (-1 / 20) + 1e-6  # limiter ceiling
+    for voice in voices:
+        assert np.sqrt(np.mean(voice.astype(np.float64) ** 2)) > 1e-3
+
+
+def test_mix_is_sum_of_gain_times_pan_times_voice(melody) -> None:
+    config = load_config(sets=["mixer.master_gain_db=-6", "mixer.limiter_ceiling_db=0"])
+    processor = BlockProcessor(config)
+    gains, pans = [0.5, 0.25, 0.8], [-0.7, 0.2, 1.0]
+    for v, (gain, pan) in enumerate(zip(gains, pans)):
+        processor.params.voices[v, GAIN] = gain
+        processor.params.voices[v, PAN] = pan
+    voices, mix = processor.render(melody * 0.3, 128)
+    settled = int(0.05 * SR)  # the 10 ms fader slew has long finished
+    master = 10 ** (-6 / 20)
+    expected = np.zeros((voices.shape[1], 2))
+    for voice, gain, pan in zip(voices.astype(np.float64), gains, pans):
+        left, right = pan_gains(pan)
+        expected[:, 0] += gain * left * voice
+        expected[:, 1] += gain * right * voice
+    expected *= master
+    assert np.max(np.abs(expected)) < 0.9  # the limiter stayed out of it
+    np.testing.assert_allclose(mix[settled:], expected[settled:], atol=2e-7)
+
+
+def test_solo_and_mute(melody) -> None:
+    processor = BlockProcessor(load_config(sets=["mixer.limiter_ceiling_db=0"]))
+    processor.params.voices[1, SOLO] = 1.0
+    processor.params.voices[2, MUTE] = 1.0
+    voices, mix = processor.render(melody * 0.3, 256)
+    settled = int(0.05 * SR)
+    only = voices[1, settled:].astype(np.float64) * processor.params.voices[1, GAIN]
+    left, _ = pan_gains(processor.params.voices[1, PAN])
+    master = processor.params.master[0]
+    np.testing.assert_allclose(mix[settled:, 0], only * left * master, atol=2e-7)
+
+
+class _BrokenVoice:
+    """Wraps a real voice and starts emitting NaN after `after_frames` frames, as a bad model might."""
+
+    def __init__(self, voice, after_frames: int) -> None:
+        self.name = voice.name
+        self._voice = voice
+        self._frames = 0
+        self._after = after_frames
+
+    def step(self, frame: np.ndarray) -> None:
+        self._frames += 1
+        self._voice.step(frame)
+
+    def render(self, out: np.ndarray, offset: int, count: int) -> None:
+        self._voice.render(out, offset, count)
+        if self._frames > self._after:
+            out[offset:offset + count] = np.nan
+
+    def reset(self) -> None:
+        self._voice.reset()
+
+
+def test_nan_voice_is_muted_and_mix_stays_finite(melody) -> None:
+    config = load_config()
+    healthy = BlockProcessor(config)
+    voices = list(healthy.voices)
+    voices[0] = _BrokenVoice(voices[0], after_frames=100)
+    processor = BlockProcessor(config, voices=voices)
+    _, mix = processor.render(melody, 128)
+    assert np.all(np.isfinite(mix))
+    assert processor.fault_count == 1
+    assert processor.faulted.tolist() == [1, 0, 0]
+    late = mix[int(1.0 * SR):]
+    assert np.sqrt(np.mean(late.astype(np.float64) ** 2)) > 1e-3  # the others play on
+
+
+def test_bass_follows_an_octave_below_the_leader(melody, reference_render) -> None:
+    voices, _ = reference_render
+    index = load_config().voice_names.index("bass")
+    leader = StreamingAnalyzer(SR).analyze(melody).values
+    bass = StreamingAnalyzer(SR).analyze(voices[index]).values
+    both = (leader[:, VOICING] > 0.8) & (bass[:, VOICING] > 0.8)
+    assert both.mean() > 0.3
+    # The bass answers one frame later; compare frame i of the bass with frame i-2 of the leader.
+    cents = 1200 * np.log2(bass[2:, F0][both[2:] & both[:-2]] / leader[:-2, F0][both[2:] & both[:-2]])
+    assert abs(np.median(cents) + 1200) < 10
+    assert np.mean(np.abs(cents + 1200) < 50) > 0.9
+
+
+ALLOCATION_SCRIPT = """
+import tracemalloc, numpy as np
+from numba.core.runtime import rtsys
+from demo.melody import render_melody
+from engine.config import load_config
+from engine.processor import BlockProcessor
+audio, _ = render_melody(sample_rate_hz=48000)
+processor = BlockProcessor(load_config())
+block = 128
+blocks = [np.ascontiguousarray(audio[i:i + block]) for i in range(0, 1200 * block, block)]
+for b in blocks[:100]:
+    processor.process(b)
+stats0 = rtsys.get_allocation_stats()
+tracemalloc.start()
+for b in blocks[100:150]:
+    processor.process(b)
+current1, peak1 = tracemalloc.get_traced_memory()
+for b in blocks[150:1150]:
+    processor.process(b)
+current2, peak2 = tracemalloc.get_traced_memory()
+stats1 = rtsys.get_allocation_stats()
+print(stats1.alloc - stats0.alloc, stats1.free - stats0.free, current2 - current1, peak2 - peak1)
+"""
+
+
+def test_per_block_path_allocates_nothing_after_warm_up() -> None:
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    result = subprocess.run(
+        [sys.executable, "-c", ALLOCATION_SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    numba_allocs, numba_frees, current_growth, peak_growth = map(int, result.stdout.split())
+    assert numba_allocs == 0 and numba_frees == 0
+    assert current_growth <= 0
+    assert peak_growth == 0
