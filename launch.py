@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,6 +56,37 @@ def _cmd_perform(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_live(args: argparse.Namespace) -> None:
+    from realtime.live import LiveOptions, run_live
+
+    if args.samplerate is not None:
+        args.sets.append(f"engine.sample_rate_hz={args.samplerate}")
+    if args.midi is not None:
+        args.sets.append(f"midi.port={json.dumps(args.midi)}")
+    options = LiveOptions(
+        device=args.device, input_file=args.input_file, loop=args.loop, duration_s=args.duration,
+        record_dir=args.record, force=args.force, print_telemetry=True,
+    )
+    session = run_live(_resolve_config(args), options)
+    if session["mode"] == "offline-fallback":
+        print(f"wrote {options.record_dir or 'the session folder'} (mode offline-fallback)")
+        return
+    telemetry = session["telemetry"]
+    print(
+        f"tutti: {session['stop_reason']}; {telemetry['callbacks']} callbacks, {telemetry['xruns']} xruns, "
+        f"callback p99 {telemetry['callback_ms_p99']:.2f} ms, deadline misses {telemetry['deadline_misses']}, "
+        f"latency {telemetry['latency_ms']['total']:.1f} ms (onset {telemetry['latency_ms']['onset']:.1f} + "
+        f"device {telemetry['latency_ms']['device']:.1f})"
+    )
+    if session["recording"] and session["recording"].get("error"):
+        print(f"tutti: {session['recording']['error']}", file=sys.stderr)
+    if session["device_lost"]:
+        # PortAudio hangs in stop() and at exit once its JACK server is gone: leave without it.
+        print(f"tutti: error: {session['stop_reason']}; the recording was closed", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
+
+
 def _cmd_devices(args: argparse.Namespace) -> None:
     from realtime.devices import list_devices
 
@@ -89,6 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_block_option(perform)
     _add_config_options(perform)
     perform.set_defaults(run=_cmd_perform)
+
+    live = commands.add_parser(
+        "live", help="play along live through an audio device",
+        description="Open a duplex audio stream and accompany the input live. With no audio device "
+        "at all, perform the input file (or the demo) offline into the session folder instead.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    live.add_argument("--device", default=None, help="device index or case-insensitive name substring")
+    live.add_argument("--samplerate", type=int, choices=(48000, 96000), default=None, help="48000 or 96000")
+    live.add_argument("--input-file", type=Path, default=None, metavar="WAV", help="play a file as the microphone")
+    live.add_argument("--loop", action="store_true", help="loop --input-file")
+    live.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    live.add_argument("--record", type=Path, default=None, metavar="DIR", help="record the session into DIR")
+    live.add_argument("--force", action="store_true", help="replace a non-empty --record DIR")
+    live.add_argument("--midi", default=None, metavar="PORT", help="MIDI input port name substring")
+    _add_block_option(live)
+    _add_config_options(live)
+    live.set_defaults(run=_cmd_live)
 
     devices = commands.add_parser("devices", help="list audio devices (like sounddevice -l)")
     devices.set_defaults(run=_cmd_devices)

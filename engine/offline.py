@@ -56,8 +56,13 @@ def analyze_file(input_path: Path, out_csv: Path, config: TuttiConfig) -> int:
 
 
 def _check_parent(path: Path) -> None:
-    if not path.parent.exists():
-        raise TuttiError(f"output folder {path.parent} does not exist: create it or pick another --out")
+    """Create the folder that will hold `path`, or say why it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TuttiError(f"cannot create output folder {path.parent} ({err.strerror}): pick another --out") from None
+    if not os.access(path.parent, os.W_OK):
+        raise TuttiError(f"output folder {path.parent} is not writable: pick another --out")
 
 
 def prepare_output_dir(out_dir: Path, force: bool) -> None:
@@ -76,7 +81,9 @@ def publish_dir(staging: Path, out_dir: Path) -> None:
     os.replace(staging, out_dir)
 
 
-def perform_file(input_path: Path, out_dir: Path, config: TuttiConfig, force: bool = False) -> dict:
+def perform_file(
+    input_path: Path, out_dir: Path, config: TuttiConfig, force: bool = False, mode: str = "offline"
+) -> dict:
     """Render `input_path` through the ensemble into `out_dir`; returns the session record.
 
     Writes input.wav, mix.wav (stereo), one <voice>.wav per voice (mono, pre-fader), all 48 kHz
@@ -105,7 +112,7 @@ def perform_file(input_path: Path, out_dir: Path, config: TuttiConfig, force: bo
     wall_s = time.perf_counter() - started
     block_s = block_samples / sample_rate_hz
     session = {
-        "mode": "offline",
+        "mode": mode,
         "input": str(Path(input_path).resolve()),
         "sample_rate_hz": sample_rate_hz,
         "block_samples": block_samples,

@@ -27,6 +27,8 @@ from engine.mixer import (
     mix_block,
 )
 from engine.rates import MAX_BLOCK_SAMPLES, check_block_samples, frame_samples
+from engine.scheduling import FrameHistory, FrameScheduler
+from engine.tempo_key import TempoKeyTask
 from engine.voices import Voice, build_voices
 
 
@@ -55,6 +57,9 @@ class BlockProcessor:
         self._voice_rows = [(voice, self.voice_out[i]) for i, voice in enumerate(self.voices)]
         self.frame = np.zeros(N_FEATURES)
         self.frame_index = 0
+        self.history = FrameHistory()
+        self.tempo_key = TempoKeyTask()
+        self.scheduler = FrameScheduler([self.tempo_key], self.history, synchronous=True)
         self.params = MixerParams(n_voices)
         self.faulted = np.zeros(n_voices, dtype=np.int64)
         self._fault_seen = np.zeros(n_voices, dtype=np.int64)
@@ -95,6 +100,9 @@ class BlockProcessor:
             voice.reset()
         self.frame[:] = 0.0
         self.frame_index = 0
+        self.history.reset()
+        self.scheduler.reset()
+        self.tempo_key.reset()
         self.faulted[:] = 0
         self._fault_seen[:] = 0
         self.fault_count = 0
@@ -142,7 +150,9 @@ class BlockProcessor:
             position += take
             if analyzer.pending == hop:
                 analyzer.compute_frame(self.frame)
+                self.history.append(self.frame)
                 self.frame_index += 1
+                self.scheduler.on_frame(self.frame_index)
                 for voice in self.voices:
                     voice.step(self.frame)
         new_faults = mix_block(

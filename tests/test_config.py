@@ -66,3 +66,21 @@ def test_config_is_frozen() -> None:
     config = load_config()
     with pytest.raises(AttributeError):
         config.engine.block_samples = 64  # type: ignore[misc]
+
+
+def test_midi_bindings_load_and_round_trip(tmp_path) -> None:
+    overlay = tmp_path / "midi.toml"
+    overlay.write_text(
+        '[midi]\nport = "nanoKONTROL"\n'
+        '[[midi.bindings]]\nport = "nanoKONTROL2:out"\nkind = "cc"\nchannel = 0\nnumber = 7\n'
+        'parameter = "voices.bass.gain_db"\n'
+    )
+    config = load_config([overlay])
+    assert config.midi.port == "nanoKONTROL"
+    assert config.midi.bindings[0].number == 7
+    saved = tmp_path / "resolved.toml"
+    saved.write_text(config_to_toml(config))
+    assert load_config([saved]) == config
+    overlay.write_text('[[midi.bindings]]\nport = "x"\nkind = "pitchbend"\nchannel = 0\nnumber = 1\nparameter = "p"\n')
+    with pytest.raises(TuttiError, match="pitchbend"):
+        load_config([overlay])

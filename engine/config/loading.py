@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from engine.config.schema import TuttiConfig, VoiceConfig
+from engine.config.schema import MidiBinding, MidiConfig, TuttiConfig, VoiceConfig
 from engine.errors import TuttiError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
@@ -60,7 +60,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _coerce(key: str, value: Any, annotation: str) -> Any:
     """Check `value` against a schema field's type; ints are accepted where floats are."""
-    expected = {"int": int, "float": (int, float), "bool": bool, "str": str}[annotation]
+    expected = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(annotation)
+    if expected is None:
+        raise TuttiError(f"config key {key} cannot be set this way: edit its table in a --config file")
     if isinstance(value, bool) and annotation != "bool" or not isinstance(value, expected):
         raise TuttiError(
             f"config key {key} = {value!r} has the wrong type: expected {annotation}"
@@ -82,6 +84,19 @@ def _build_section(section_cls: type, name: str, values: Any) -> Any:
     return section_cls(**kwargs)
 
 
+def _build_midi(values: Any) -> MidiConfig:
+    """The [midi] section; `bindings` is an array of tables ([[midi.bindings]])."""
+    if not isinstance(values, dict):
+        raise TuttiError(f"config key midi must be a table of keys, not {values!r}")
+    values = dict(values)
+    raw_bindings = values.pop("bindings", [])
+    if not isinstance(raw_bindings, list) or not all(isinstance(b, dict) for b in raw_bindings):
+        raise TuttiError("config key midi.bindings must be an array of [[midi.bindings]] tables")
+    base = _build_section(MidiConfig, "midi", values)
+    bindings = tuple(MidiBinding.from_dict(binding) for binding in raw_bindings)
+    return dataclasses.replace(base, bindings=bindings)
+
+
 def _build(raw: dict[str, Any]) -> TuttiConfig:
     sections: dict[str, Any] = {}
     for name, values in raw.items():
@@ -98,6 +113,8 @@ def _build(raw: dict[str, Any]) -> TuttiConfig:
                 (voice, _build_section(VoiceConfig, f"voices.{voice}", table))
                 for voice, table in values.items()
             )
+        elif name == "midi":
+            sections["midi"] = _build_midi(values)
         elif name in _SECTIONS:
             section_cls = next(
                 f.default_factory for f in dataclasses.fields(TuttiConfig) if f.name == name
@@ -132,6 +149,7 @@ def _toml_value(value: Any) -> str:
 def config_to_dict(config: TuttiConfig) -> dict[str, Any]:
     """The resolved config as plain nested dicts (for session.json and TOML)."""
     out: dict[str, Any] = {name: dataclasses.asdict(getattr(config, name)) for name in _SECTIONS}
+    out["midi"]["bindings"] = [binding.to_dict() for binding in config.midi.bindings]
     out["voices"] = {name: dataclasses.asdict(voice) for name, voice in config.voices}
     return out
 
@@ -142,7 +160,12 @@ def config_to_toml(config: TuttiConfig) -> str:
     as_dict = config_to_dict(config)
     for name in _SECTIONS:
         lines.append(f"[{name}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in as_dict[name].items()]
+        scalars = {k: v for k, v in as_dict[name].items() if not isinstance(v, list)}
+        lines += [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+        lines.append("")
+    for binding in as_dict["midi"]["bindings"]:
+        lines.append("[[midi.bindings]]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in binding.items()]
         lines.append("")
     for voice, table in as_dict["voices"].items():
         lines.append(f"[voices.{voice}]")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from engine.errors import TuttiError
 from engine.rates import ENGINE_SAMPLE_RATES_HZ, check_block_samples
@@ -85,12 +87,67 @@ class VoiceConfig:
             )
 
 
+KINDS = ("cc", "note")
+Control = tuple[str, str, int, int]  # (port, kind, channel, number)
+
+
+@dataclass(frozen=True)
+class MidiBinding:
+    """One control (a CC or a note on a channel of a port) bound to a parameter name."""
+
+    port: str
+    kind: str  # "cc" or "note"
+    channel: int  # 0-15
+    number: int  # controller or note number 0-127
+    parameter: str  # a LiveParameters name, or PANIC
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise TuttiError(f"MIDI binding kind '{self.kind}' is unknown: use 'cc' or 'note'")
+        if not 0 <= self.channel <= 15:
+            raise TuttiError(f"MIDI binding channel {self.channel} is out of range: use 0-15")
+        if not 0 <= self.number <= 127:
+            raise TuttiError(f"MIDI binding number {self.number} is out of range: use 0-127")
+
+    @property
+    def control(self) -> Control:
+        return (self.port, self.kind, self.channel, self.number)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MidiBinding:
+        """Read a binding from a config or session table, naming what is wrong if it is."""
+        try:
+            return cls(
+                port=str(data["port"]), kind=str(data["kind"]), channel=int(data["channel"]),
+                number=int(data["number"]), parameter=str(data["parameter"]),
+            )
+        except KeyError as exc:
+            raise TuttiError(
+                f"MIDI binding {dict(data)} lacks {exc}: give port, kind, channel, number and parameter"
+            ) from None
+        except (TypeError, ValueError):
+            raise TuttiError(
+                f"MIDI binding {dict(data)} is malformed: channel and number must be integers"
+            ) from None
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    port: str = ""              # open the input port whose name contains this ("" = none)
+    virtual_port: bool = True   # also offer a virtual input other apps can connect to
+    bindings: tuple[MidiBinding, ...] = ()
+
+
 @dataclass(frozen=True)
 class TuttiConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     mixer: MixerConfig = field(default_factory=MixerConfig)
+    midi: MidiConfig = field(default_factory=MidiConfig)
     voices: tuple[tuple[str, VoiceConfig], ...] = ()
 
     @property

@@ -1,32 +1,40 @@
 """Feature analysis v1, the numpy float64 reference: this module *is* the specification.
 
 Every frame is causal: frame i sees input samples [0, (i+1)*hop) (zeros before the start), and
-all its windows end at sample (i+1)*hop - 1. The live numba twin (`streaming.py`) and the torch
-twin (`training/features_torch.py`) import the sizes, windows and bin tables defined here and are
-tested against `analyze_reference`.
+all its windows end at sample n = (i+1)*hop - 1. The live numba twin (`streaming.py`) and the
+torch twin (`training/features_torch.py`) take their sizes, windows and bin tables from here and
+are tested against `analyze_reference`. Sizes below are for 16 / 24 / 48 kHz.
 
-Definitions (sizes for 16 / 24 / 48 kHz):
-- f0_hz, voicing: causal YIN. The difference function compares the latest `W` samples
-  (W = 15 ms: 240 / 360 / 720) with the same window `tau` samples earlier,
-  d(tau) = sum_j (x[n-j] - x[n-j-tau])^2 for j < W, tau = 1..tau_max+1, so a note is measured
-  as soon as W + one period of it has arrived. The cumulative-mean-normalised difference
-  cmnd(tau) = d(tau) * tau / sum_{k<=tau} d(k) (1 where that sum is 0) is searched over
-  tau_min = floor(sr / f0_max) .. tau_max = ceil(sr / f0_min): the lowest point of the first
-  dip (run of lags) below YIN_THRESHOLD (0.15), else the global minimum.
-  f0 = sr / (tau + s), s the vertex of a parabola through d(tau-1), d(tau), d(tau+1) (clipped
-  to +-1). voicing = clip(1 - cmnd(tau) / (2 * YIN_THRESHOLD), 0, 1): 1 for a perfectly
-  periodic window, 0.5 exactly at the threshold, 0 for noise or silence. f0 is always reported
-  (f0_max for silence); callers zero it where voicing < 0.5.
-- loudness_db: 10*log10 of the A-weighted mean square, floor -100 dB, from a periodic-Hann
-  window of 21.33 ms (341 / 512 / 1024 samples) zero-padded to a power of two (512 / 512 /
-  1024): sum_k c_k * A(f_k) * |X_k|^2 / (N_fft * sum(w^2)), c_k = 1 at DC and Nyquist, else 2,
-  A the IEC 61672 A-weighting power gain (1 at 1 kHz). A 1 kHz sine of peak 0.1 reads -23.01.
-- onset: spectral flux of the same spectrum: mean over bins f_k <= 8 kHz of
-  max(0, L_k - L_k(previous frame)), L_k = log1p(ONSET_GAMMA * 2|X_k| / sum(w)) (a sine of
-  amplitude a gives 2|X|/sum(w) = a at its peak bin).
-- chroma: |X_k|^2 of a periodic-Hann window of 85.33 ms (1365 / 2048 / 4096 samples,
-  FFT 2048 / 2048 / 4096); every bin with 55 Hz <= f_k <= 5 kHz adds to its nearest pitch class
-  (C = 0); normalised to sum 1, all zeros when that in-band mean square is below -80 dB.
+f0_hz, voicing: causal YIN over the last W + tau_max + 1 samples (W = 20 ms: 320 / 480 / 960).
+- d(tau) = sum_{j<W} (x[n-j] - x[n-j-tau])^2 for tau = 1..tau_max+1: the latest W samples
+  against the same window tau earlier, so a note is measured once W plus one period of it has
+  arrived. Values at or below YIN_ROUNDING_FLOOR (1e-12) times the energy of the samples read
+  count as 0 (rounding noise: keeps FFT twins exact on silence and DC).
+- cmnd(tau) = d(tau) * tau / sum_{k=1..tau} d(k), 1 where that sum is 0.
+- tau: the lowest point (first on ties) of the first dip (run of consecutive lags) of cmnd below
+  YIN_THRESHOLD = 0.15 within tau_min = max(2, floor(sr / f0_max)) .. tau_max = ceil(sr / f0_min);
+  with no dip, the global minimum. Taking the whole first dip avoids both octave errors and the
+  ripples of a wide low-note dip.
+- f0 = sr / (tau + h * s), s the vertex (clipped to +-1) of the parabola through d(tau - h),
+  d(tau), d(tau + h), h = max(1, (tau + 32) // 64) kept inside 1..tau_max+1: a spacing of about
+  1/64 period, which averages noise out of the flat dips of low notes.
+- voicing = clip(1 - cmnd(tau) / (2 * YIN_THRESHOLD), 0, 1): 1 for a periodic window, 0.5 at
+  the threshold, 0 for noise and silence. f0 is always reported (f0_max for silence); callers
+  zero it where voicing < 0.5. The estimate describes the period around (W - 1 + tau) / 2
+  samples before the frame end (`yin_delay_samples`).
+
+loudness_db: 10 log10 of the A-weighted mean square, floor -100 dB, from a periodic-Hann window
+of 21.33 ms (341 / 512 / 1024 samples) zero-padded to a power of two (512 / 512 / 1024):
+sum_k c_k A(f_k) |X_k|^2 / (N_fft sum(w^2)), c_k = 1 at DC and Nyquist, else 2, A the
+IEC 61672 A-weighting power gain (1 at 1 kHz). A 1 kHz sine of peak 0.1 reads -23.01 dB.
+
+onset: spectral flux of that same spectrum: the mean over bins f_k <= 8 kHz of
+max(0, L_k - L_k(previous frame)), L_k = log1p(ONSET_GAMMA * 2 |X_k| / sum(w)), ONSET_GAMMA = 100
+(2 |X_k| / sum(w) is a sine's amplitude at its peak bin). The frame before frame 0 is silent.
+
+chroma: |X_k|^2 of a periodic-Hann window of 85.33 ms (1365 / 2048 / 4096 samples, FFT
+2048 / 2048 / 4096); each bin with 55 Hz <= f_k <= 5 kHz adds to its nearest pitch class (C = 0);
+normalised to sum 1, or all zeros when that in-band mean square is below -80 dB.
 """
 
 from __future__ import annotations
@@ -49,8 +57,9 @@ from engine.rates import frame_samples
 
 F0_MIN_HZ = 50.0
 F0_MAX_HZ = 2000.0
-YIN_WINDOW_S = 0.015
+YIN_WINDOW_S = 0.020
 YIN_THRESHOLD = 0.15
+YIN_ROUNDING_FLOOR = 1e-12
 LOUDNESS_WINDOW_S = 1024 / 48000
 LOUDNESS_FLOOR_DB = -100.0
 ONSET_MAX_HZ = 8000.0
@@ -95,10 +104,10 @@ def analysis_sizes(
     sample_rate_hz: int, f0_min_hz: float = F0_MIN_HZ, f0_max_hz: float = F0_MAX_HZ
 ) -> AnalysisSizes:
     """Sizes of every analysis window at `sample_rate_hz` for f0 search in f0_min..f0_max Hz."""
-    if not 0.0 < f0_min_hz < f0_max_hz < sample_rate_hz / 4:
+    if not 0.0 < f0_min_hz < f0_max_hz <= sample_rate_hz / 4:
         raise TuttiError(
             f"f0 range {f0_min_hz}..{f0_max_hz} Hz is not valid at {sample_rate_hz} Hz: "
-            "use 0 < f0_min_hz < f0_max_hz < sample_rate_hz / 4"
+            "use 0 < f0_min_hz < f0_max_hz <= sample_rate_hz / 4"
         )
     loudness_window = round(LOUDNESS_WINDOW_S * sample_rate_hz)
     chroma_window = round(CHROMA_WINDOW_S * sample_rate_hz)
@@ -193,12 +202,16 @@ def causal_frames(audio: np.ndarray, hop: int, length: int) -> np.ndarray:
 
 
 def yin_difference(span: np.ndarray, window: int, tau_max: int) -> np.ndarray:
-    """d[tau], tau = 0..tau_max+1, of the last `window` samples of `span` against tau earlier."""
-    span = span[-(window + tau_max + 1) :]
+    """d[tau], tau = 0..tau_max+1: sum over the last `window` samples x[j] of (x[j] - x[j-tau])^2.
+
+    `span` holds the last window + tau_max + 1 samples; values at or below YIN_ROUNDING_FLOOR
+    times its energy are set to 0.
+    """
     windows = np.lib.stride_tricks.sliding_window_view(span, window)
     lagged = windows[-2::-1]  # row tau - 1 starts tau samples before the current window
     d = np.zeros(tau_max + 2)
     d[1:] = np.sum((windows[-1] - lagged) ** 2, axis=1)
+    d[d <= YIN_ROUNDING_FLOOR * np.sum(span**2)] = 0.0
     return d
 
 
@@ -206,26 +219,30 @@ def cumulative_mean_normalized(d: np.ndarray) -> np.ndarray:
     """YIN's cmnd: d[tau] * tau / sum(d[1..tau]), 1 at tau 0 and wherever that sum is 0."""
     cumulative = np.cumsum(d)
     cmnd = np.ones_like(d)
-    taus = np.arange(len(d))
     positive = cumulative > 0.0
     positive[0] = False
-    cmnd[positive] = d[positive] * taus[positive] / cumulative[positive]
+    cmnd[positive] = d[positive] * np.flatnonzero(positive) / cumulative[positive]
     return cmnd
 
 
-def yin_pick(cmnd: np.ndarray, tau_min: int, tau_max: int, threshold: float) -> int:
-    """The lowest point of the first dip of `cmnd` below `threshold` in tau_min..tau_max.
+def yin_pick(cmnd: np.ndarray, tau_min: int, tau_max: int) -> int:
+    """The lowest point of the first dip of `cmnd` below YIN_THRESHOLD in tau_min..tau_max.
 
-    A dip is a run of consecutive lags below the threshold. With no dip, the global minimum.
+    A dip is a run of consecutive lags below the threshold; with none, the global minimum.
     """
     searched = cmnd[tau_min : tau_max + 1]
-    below = searched < threshold
+    below = searched < YIN_THRESHOLD
     if not below.any():
         return tau_min + int(np.argmin(searched))
     start = int(np.argmax(below))
     above_after = np.flatnonzero(~below[start:])
     stop = start + int(above_after[0]) if len(above_after) else len(searched)
     return tau_min + start + int(np.argmin(searched[start:stop]))
+
+
+def parabola_spacing(tau: int, tau_max: int) -> int:
+    """Lag spacing h of the refining parabola: about tau / 64, kept inside 1..tau_max+1."""
+    return max(1, min((tau + 32) // 64, tau_max + 1 - tau, tau - 1))
 
 
 def parabolic_shift(before: float, at: float, after: float) -> float:
@@ -242,12 +259,22 @@ def voicing_from_cmnd(cmnd_value: float) -> float:
 
 
 def yin_frame(span: np.ndarray, sizes: AnalysisSizes) -> tuple[float, float]:
-    """(f0_hz, voicing) of one YIN span (the last `sizes.yin_span` samples)."""
+    """(f0_hz, voicing) from the last `sizes.yin_span` samples."""
     d = yin_difference(span, sizes.yin_window, sizes.tau_max)
     cmnd = cumulative_mean_normalized(d)
-    tau = yin_pick(cmnd, sizes.tau_min, sizes.tau_max, YIN_THRESHOLD)
-    shift = parabolic_shift(d[tau - 1], d[tau], d[tau + 1])
+    tau = yin_pick(cmnd, sizes.tau_min, sizes.tau_max)
+    h = parabola_spacing(tau, sizes.tau_max)
+    shift = h * parabolic_shift(d[tau - h], d[tau], d[tau + h])
     return sizes.sample_rate_hz / (tau + shift), voicing_from_cmnd(cmnd[tau])
+
+
+def yin_delay_samples(sizes: AnalysisSizes, f0_hz: float) -> float:
+    """How far before a frame's last sample its f0 estimate applies, for a tone at `f0_hz`.
+
+    YIN compares x[j] with x[j - tau] for the last W samples j: the middle of those pairs lies
+    (W - 1 + tau) / 2 samples back.
+    """
+    return (sizes.yin_window - 1 + sizes.sample_rate_hz / f0_hz) / 2.0
 
 
 def power_spectra(audio: np.ndarray, hop: int, window: int, n_fft: int) -> np.ndarray:

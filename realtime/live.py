@@ -1,0 +1,306 @@
+"""The live host: one duplex stream feeding the shared block processor (DESIGN.md section 9).
+
+The callback copies the input block into a preallocated buffer, runs the processor (numba
+kernels that release the GIL), copies the mix out and hands everything to the recorder's
+ring. It never allocates buffers, locks, logs or touches Qt. A watchdog on callback arrivals
+notices a device that vanished (PortAudio's stop() hangs when a JACK server dies) and closes
+the recording without waiting on the stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from demo.melody import DEMO_PATH
+from engine.audio_io import read_mono
+from engine.config import TuttiConfig, config_to_dict, config_to_toml
+from engine.errors import TuttiError
+from engine.features.frames import FEATURE_VERSION
+from engine.features.latency import measure_pitch_settle_ms
+from engine.latency import measure_onset_latency_samples
+from engine.offline import perform_file, prepare_output_dir
+from engine.processor import BlockProcessor
+from realtime.copying import copy_from_file, copy_input_column, copy_mix_out
+from realtime.devices import NO_DEVICE_HINT, DuplexDevice, duplex_devices, resolve_device
+from engine.parameters import LiveParameters
+from realtime.midi import MidiController
+from realtime.recorder import SessionRecorder
+from realtime.telemetry import CallbackTelemetry
+from realtime.workers import TaskWorker
+
+SWITCH_INTERVAL_S = 0.0005
+WATCHDOG_MIN_S = 0.5          # silence longer than this (or 20 blocks) means the device is gone
+TELEMETRY_PRINT_S = 2.0
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """What the `live` subcommand was asked to do."""
+
+    device: str | None = None
+    input_file: Path | None = None
+    loop: bool = False
+    duration_s: float | None = None
+    record_dir: Path | None = None
+    force: bool = False
+    print_telemetry: bool = True
+
+
+def default_session_dir() -> Path:
+    return Path("sessions") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+class LiveSession:
+    """A running duplex stream with its processor, task worker, recorder and telemetry."""
+
+    def __init__(self, config: TuttiConfig, device: DuplexDevice, options: LiveOptions) -> None:
+        import sounddevice as sd
+
+        self.config = config
+        self.device = device
+        self.options = options
+        self.sample_rate_hz = config.engine.sample_rate_hz
+        self.block_samples = config.engine.block_samples
+        self.processor = BlockProcessor(config)
+        self.worker = TaskWorker(self.processor.scheduler)
+        self.telemetry = CallbackTelemetry(self.block_samples, self.sample_rate_hz)
+        self._input_buffer = np.zeros(self.block_samples * 32, dtype=np.float32)
+        self._file = (
+            read_mono(options.input_file, self.sample_rate_hz) if options.input_file is not None else None
+        )
+        self._file_position = 0
+        self.recorder: SessionRecorder | None = None
+        self.stop_reason = ""
+        self.device_lost = False
+        try:
+            sd.check_input_settings(device.index, channels=1, dtype="float32", samplerate=self.sample_rate_hz)
+            sd.check_output_settings(device.index, channels=2, dtype="float32", samplerate=self.sample_rate_hz)
+        except sd.PortAudioError as err:
+            raise TuttiError(
+                f"device {device.name!r} refuses {self.sample_rate_hz} Hz ({err}): "
+                "set engine.sample_rate_hz to a rate it supports (48000 or 96000)"
+            ) from None
+        self.stream = sd.Stream(
+            device=(device.index, device.index),
+            samplerate=self.sample_rate_hz,
+            blocksize=self.block_samples,
+            channels=(1, 2),
+            dtype="float32",
+            latency="low",
+            callback=self._callback,
+        )
+        self.device_latency_s = float(sum(self.stream.latency))
+        self.parameters = LiveParameters(
+            self.processor.voice_names, self.processor.params.voices, self.processor.params.master
+        )
+        self.midi = self._open_midi()
+
+    def _open_midi(self) -> MidiController | None:
+        """MIDI control from the configured port and/or a virtual input, with the saved bindings."""
+        midi = self.config.midi
+        if not (midi.port or midi.virtual_port or midi.bindings):
+            return None
+        try:
+            controller = MidiController(self.parameters, midi.bindings)
+        except TuttiError as err:
+            if midi.port:
+                raise
+            print(f"tutti: playing without MIDI: {err}", file=sys.stderr, flush=True)
+            return None
+        controller.on_panic = self.processor.request_panic
+        try:
+            if midi.port:
+                controller.connect(midi.port)
+            if midi.virtual_port:
+                controller.open_virtual()
+        except TuttiError:
+            controller.close()
+            raise
+        controller.start_watch()
+        return controller
+
+    @property
+    def file_finished(self) -> bool:
+        return self._file is not None and not self.options.loop and self._file_position >= len(self._file)
+
+    def _callback(self, indata, outdata, frames, time_info, status) -> None:  # noqa: ANN001
+        arrival = time.perf_counter()
+        buffer = self._input_buffer
+        if self._file is not None:
+            self._file_position = copy_from_file(self._file, self._file_position, self.options.loop, buffer, frames)
+        else:
+            copy_input_column(indata, buffer, frames)
+        processor = self.processor
+        processor.process(buffer, frames)
+        copy_mix_out(processor.mix_out, outdata, frames)
+        if self.recorder is not None:
+            self.recorder.push(buffer, processor.mix_out, processor.voice_out, frames)
+        self.telemetry.record_callback(arrival, time.perf_counter(), bool(status))
+
+    def run(self) -> None:
+        """Stream until the duration passes, the input file ends, Ctrl-C, or the device vanishes."""
+        options = self.options
+        if options.record_dir is not None:
+            if options.record_dir.exists():
+                shutil.rmtree(options.record_dir)  # prepare_output_dir allowed it (--force)
+            self.recorder = SessionRecorder(
+                options.record_dir, self.sample_rate_hz, self.processor.voice_names,
+                input_shift_samples=round(self.device_latency_s * self.sample_rate_hz),
+            )
+            self.recorder.start()
+        self.worker.start()
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        self.started_at = dt.datetime.now().isoformat(timespec="seconds")
+        started = time.perf_counter()
+        last_print = started
+        watchdog_s = max(WATCHDOG_MIN_S, 20 * self.block_samples / self.sample_rate_hz)
+        self.stream.start()
+        try:
+            while True:
+                time.sleep(0.02)
+                now = time.perf_counter()
+                elapsed = now - started
+                if options.duration_s is not None and elapsed >= options.duration_s:
+                    self.stop_reason = f"duration {options.duration_s:g} s reached"
+                    break
+                if self.file_finished and options.duration_s is None:
+                    self.stop_reason = "input file finished"
+                    break
+                arrival = self.telemetry.last_arrival_s
+                reference = arrival if arrival > 0 else started
+                if now - reference > watchdog_s and elapsed > 1.0:
+                    self.device_lost = True
+                    self.stop_reason = (
+                        f"audio device {self.device.name!r} stopped delivering audio "
+                        f"({now - reference:.1f} s without a callback)"
+                    )
+                    break
+                if self.recorder is not None and self.recorder.error:
+                    self.stop_reason = self.recorder.error
+                    break
+                if options.print_telemetry and now - last_print >= TELEMETRY_PRINT_S:
+                    last_print = now
+                    print(self.status_line(), flush=True)
+                if now - started > 1.0 and int(elapsed * 50) % 100 == 0:
+                    gc.collect(0)  # young-generation collection on this thread, never the audio thread
+        except KeyboardInterrupt:
+            self.stop_reason = "stopped by Ctrl-C"
+        finally:
+            if not self.device_lost:
+                self.stream.stop()
+                self.stream.close()
+            gc.enable()
+            gc.unfreeze()
+            sys.setswitchinterval(previous_interval)
+            self.worker.stop()
+            if self.midi is not None:
+                self.midi.close()
+            self.recording_summary = self.recorder.stop() if self.recorder is not None else None
+
+    def status_line(self) -> str:
+        t = self.telemetry.snapshot()
+        key = self.processor.tempo_key.current
+        musical = f" | {key.tempo_bpm:.0f} BPM, {key.key_name}" if key is not None else ""
+        return (
+            f"callbacks {t['callbacks']}  xruns {t['xruns']}  callback p50 {t['callback_ms_p50']:.2f} ms "
+            f"p99 {t['callback_ms_p99']:.2f} ms max {t['callback_ms_max']:.2f} ms  "
+            f"misses {self.processor.scheduler.deadline_misses}  cpu {t['cpu_load']:.0%}{musical}"
+        )
+
+    def session_record(self) -> dict:
+        """session.json for a live take."""
+        import sounddevice as sd
+
+        onset_ms = measure_onset_latency_samples(self.config) * 1000.0 / self.sample_rate_hz
+        device_ms = self.device_latency_s * 1000.0
+        telemetry = self.telemetry.snapshot()
+        telemetry["deadline_misses"] = self.processor.scheduler.deadline_misses
+        telemetry["voice_faults"] = self.processor.fault_count
+        telemetry["latency_ms"] = {
+            "onset": onset_ms,
+            "pitch_settle": measure_pitch_settle_ms(self.sample_rate_hz, 110.0),
+            "device": device_ms,
+            "total": onset_ms + device_ms,
+        }
+        key = self.processor.tempo_key.current
+        return {
+            "mode": "live",
+            "host_api": self.device.host_api,
+            "device": self.device.name,
+            "portaudio": sd.get_portaudio_version()[1],
+            "start_time": self.started_at,
+            "stop_reason": self.stop_reason,
+            "sample_rate_hz": self.sample_rate_hz,
+            "block_samples": self.block_samples,
+            "feature_version": FEATURE_VERSION,
+            "input": str(self.options.input_file) if self.options.input_file else "microphone",
+            "voices": list(self.processor.voice_names),
+            "models": {name: voice.kind for name, voice in self.config.voices},
+            "index": None,
+            "round_trip": {
+                "samples": round(self.device_latency_s * self.sample_rate_hz),
+                "source": "reported",
+            },
+            "midi": self._midi_record(),
+            "tempo_key": None if key is None else {"tempo_bpm": key.tempo_bpm, "key": key.key_name},
+            "telemetry": telemetry,
+            "recording": self.recording_summary,
+            "config": config_to_dict(self.config),
+        }
+
+
+    def _midi_record(self) -> dict:
+        if self.midi is None:
+            return {"bindings": [], "events": [], "log": []}
+        return {
+            "bindings": [binding.to_dict() for binding in self.midi.bindings],
+            "events": list(self.midi.events),
+            "log": [
+                {"time_s": e.time_s, "port": e.port, "message": list(e.message), "parameter": e.parameter}
+                for e in self.midi.log
+            ],
+        }
+
+
+def run_live(config: TuttiConfig, options: LiveOptions) -> dict:
+    """`launch.py live`: stream through a duplex device, or perform offline when there is none."""
+    if options.record_dir is not None:
+        prepare_output_dir(options.record_dir, options.force)
+    devices = duplex_devices()
+    if not devices:
+        source = options.input_file or DEMO_PATH
+        folder = options.record_dir or default_session_dir()
+        print(
+            f"tutti: no audio device with an input and an output: {NO_DEVICE_HINT}; "
+            f"performing {source} offline into {folder}",
+            file=sys.stderr, flush=True,
+        )
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return perform_file(source, folder, config, force=options.force, mode="offline-fallback")
+    device = resolve_device(options.device)
+    session = LiveSession(config, device, options)
+    print(
+        f"tutti: live on {device.name} ({device.host_api}), {session.sample_rate_hz} Hz, "
+        f"block {session.block_samples}, voices {', '.join(session.processor.voice_names)}",
+        flush=True,
+    )
+    session.run()
+    record = session.session_record()
+    if options.record_dir is not None:
+        (options.record_dir / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
+        (options.record_dir / "session.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    record["device_lost"] = session.device_lost
+    return record

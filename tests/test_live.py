@@ -1,0 +1,115 @@
+"""The live host on a real JACK server (dummy backend): takes, recordings, lost devices, fallbacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from demo.melody import DEMO_PATH
+from engine.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def launch(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), *map(str, args)],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env,
+    )
+
+
+def server_env(name: str) -> dict:
+    return dict(os.environ, JACK_DEFAULT_SERVER=name)
+
+
+@pytest.mark.parametrize("named_jack_server", [128, 256], indirect=True)
+def test_ten_second_take_matches_perform(named_jack_server, tmp_path) -> None:
+    name, _ = named_jack_server
+    period = int(name.split("-")[2])
+    take = tmp_path / "take"
+    result = launch(
+        "live", "--input-file", DEMO_PATH, "--duration", "10", "--record", take, "--blocksize", period,
+        env=server_env(name),
+    )
+    assert result.returncode == 0, result.stderr
+    session = json.loads((take / "session.json").read_text())
+    telemetry = session["telemetry"]
+    print(f"period {period}: {telemetry}")
+    assert session["mode"] == "live" and "JACK" in session["host_api"]
+    expected_callbacks = 10 * 48000 / period
+    assert telemetry["callbacks"] >= 0.95 * expected_callbacks
+    assert telemetry["deadline_misses"] == 0
+    for key in ("xruns", "callback_ms_p50", "callback_ms_p99", "callback_ms_max"):
+        assert key in telemetry
+    assert set(telemetry["latency_ms"]) >= {"onset", "pitch_settle", "device", "total"}
+    assert telemetry["latency_ms"]["total"] == pytest.approx(
+        telemetry["latency_ms"]["onset"] + telemetry["latency_ms"]["device"]
+    )
+
+    names = ["input", "mix", *load_config().voice_names]
+    infos = {n: sf.info(str(take / f"{n}.wav")) for n in names}
+    assert len({info.frames for info in infos.values()}) == 1
+    assert all(info.subtype == "FLOAT" and info.samplerate == 48000 for info in infos.values())
+    recorded = infos["mix"].frames
+    assert recorded >= 0.95 * 10 * 48000
+
+    offline = tmp_path / "offline"
+    result = launch("perform", DEMO_PATH, "--out", offline, "--config", take / "config.toml", timeout=300)
+    assert result.returncode == 0, result.stderr
+    live_mix, _ = sf.read(str(take / "mix.wav"), dtype="float32")
+    offline_mix, _ = sf.read(str(offline / "mix.wav"), dtype="float32")
+    np.testing.assert_array_equal(live_mix, offline_mix[:recorded])
+
+
+def test_recording_survives_a_killed_jack_server(named_jack_server, tmp_path) -> None:
+    name, jackd = named_jack_server
+    take = tmp_path / "take"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
+         "--record", str(take)],
+        cwd=REPO, env=server_env(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (take / "mix.wav").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3.0)
+    jackd.send_signal(signal.SIGKILL)
+    jackd.wait(timeout=10)
+    try:
+        stdout, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("live did not end within 30 s of its JACK server dying")
+    assert process.returncode == 1, stderr
+    assert "stopped delivering audio" in stderr
+    lengths = {sf.info(str(path)).frames for path in take.glob("*.wav")}
+    assert len(lengths) == 1 and lengths.pop() >= 2 * 48000
+    mix, _ = sf.read(str(take / "mix.wav"))
+    assert np.all(np.isfinite(mix)) and np.sqrt(np.mean(mix**2)) > 1e-3
+
+
+def test_no_audio_device_falls_back_to_offline(tmp_path) -> None:
+    take = tmp_path / "fallback"
+    result = launch("live", "--record", take, env=server_env("tutti-no-such-server"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no audio device" in lines[0] and "jackd" in lines[0]
+    session = json.loads((take / "session.json").read_text())
+    assert session["mode"] == "offline-fallback"
+    assert sf.info(str(take / "mix.wav")).frames == sf.info(str(DEMO_PATH)).frames
+
+
+def test_unknown_device_lists_the_real_ones(jack_server, tmp_path) -> None:
+    result = launch("live", "--device", "no such card", "--duration", "1")
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "no such card" in line and "JACK" in line and len(line.splitlines()) == 1
