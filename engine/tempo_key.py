@@ -54,18 +54,26 @@ def estimate_tempo(onset: np.ndarray, frame_rate_hz: float = CONTROL_RATE_HZ) ->
     return float(bpms[best]), float(np.clip(scores[best], 0.0, 1.0))
 
 
+def _key_templates() -> np.ndarray:
+    """24 zero-mean, unit-norm rows: major keys C..B, then minor keys C..B."""
+    rows = [np.roll(profile, tonic) for profile in (MAJOR_PROFILE, MINOR_PROFILE) for tonic in range(12)]
+    templates = np.array(rows) - np.mean(rows, axis=1, keepdims=True)
+    return templates / np.linalg.norm(templates, axis=1, keepdims=True)
+
+
+KEY_TEMPLATES = _key_templates()
+
+
 def estimate_key(chroma: np.ndarray, weights: np.ndarray) -> tuple[int, str, float]:
-    """(tonic pitch class, mode, correlation) of the weighted mean chroma."""
-    profile = (chroma * weights[:, None]).sum(axis=0)
-    if profile.sum() <= 1e-12:
+    """(tonic pitch class, mode, Pearson correlation) of the weighted mean chroma."""
+    profile = weights @ chroma
+    centred = profile - profile.mean()
+    norm = np.linalg.norm(centred)
+    if norm <= 1e-12:
         return 0, "major", 0.0
-    best = (0, "major", -1.0)
-    for mode, template in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
-        for tonic in range(12):
-            r = float(np.corrcoef(profile, np.roll(template, tonic))[0, 1])
-            if r > best[2]:
-                best = (tonic, mode, r)
-    return best[0], best[1], max(best[2], 0.0)
+    correlations = KEY_TEMPLATES @ (centred / norm)
+    best = int(np.argmax(correlations))
+    return best % 12, "major" if best < 12 else "minor", max(float(correlations[best]), 0.0)
 
 
 class TempoKeyTask:

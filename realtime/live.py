@@ -164,10 +164,10 @@ class LiveSession:
         gc.freeze()
         gc.disable()
         self.started_at = dt.datetime.now().isoformat(timespec="seconds")
-        started = time.perf_counter()
-        last_print = started
         watchdog_s = max(WATCHDOG_MIN_S, 20 * self.block_samples / self.sample_rate_hz)
         self.stream.start()
+        started = time.perf_counter()
+        last_print = started
         try:
             while True:
                 time.sleep(0.02)

@@ -22,6 +22,9 @@ from demo.melody import render_melody
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = [Path("/usr/share/sounds/alsa") / f"{name}.wav" for name in ("Front_Center", "Rear_Right")]
 PYIN_SR, PYIN_HOP = 16000, 64
+# A 32 ms frame: comparable to our 20 ms YIN window, so both can follow fast speech glides
+# (pyin's longer frames smooth them away and hold voicing through consonants).
+PYIN_FRAME = 512
 
 
 def _analyze(path: Path, tmp_path: Path) -> np.ndarray:
@@ -37,7 +40,7 @@ def _analyze(path: Path, tmp_path: Path) -> np.ndarray:
 def _pyin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     audio, _ = librosa.load(str(path), sr=PYIN_SR, mono=True)
     f0, voiced, _ = librosa.pyin(
-        audio, fmin=60.0, fmax=1000.0, sr=PYIN_SR, frame_length=1024, hop_length=PYIN_HOP
+        audio, fmin=65.0, fmax=1000.0, sr=PYIN_SR, frame_length=PYIN_FRAME, hop_length=PYIN_HOP
     )
     times = np.arange(len(f0)) * PYIN_HOP / PYIN_SR
     return times, np.where(voiced, f0, 0.0)
