@@ -65,7 +65,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
         args.sets.append(f"midi.port={json.dumps(args.midi)}")
     options = LiveOptions(
         device=args.device, input_file=args.input_file, loop=args.loop, duration_s=args.duration,
-        record_dir=args.record, force=args.force, print_telemetry=True,
+        record_dir=args.record, force=args.force, headphones=args.headphones, print_telemetry=True,
     )
     session = run_live(_resolve_config(args), options)
     if session["mode"] == "offline-fallback":
@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     live.add_argument("--record", type=Path, default=None, metavar="DIR", help="record the session into DIR")
     live.add_argument("--force", action="store_true", help="replace a non-empty --record DIR")
+    live.add_argument("--headphones", action="store_true", help="no echo canceller (the mic cannot hear us)")
     live.add_argument("--midi", default=None, metavar="PORT", help="MIDI input port name substring")
     _add_block_option(live)
     _add_config_options(live)

@@ -21,6 +21,9 @@ predictable from the reference and a plain NLMS learns to cancel the player. Two
   `BOOT_COUPLING` (echo assumed no louder than the mix) and then follows the largest recent
   ratio of predicted-echo peak to reference peak, measured only while the echo estimate is
   `CONFIDENT_DB` above the error.
+- After a calibration burst (`calibrate`, the player silent, the detector bypassed) the filter
+  knows the room, so a residual above half the estimated echo power is also taken as talk:
+  this catches a player quieter than the worst-case echo bound that Geigel assumes.
 - Step control by the residual coupling (Mader, Puder and Schmidt, Signal Processing 80, 2000):
   the step is scaled by min(1, beta * P_ref / P_error), where beta, the error-to-reference
   power ratio, is averaged over ~0.4 s of adaptation. With echo alone the factor is about 1;
@@ -46,6 +49,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from engine.synth.rng import rng_uniform
+
 PEAK_RELEASE_S = 0.02  # peak trackers fall by 1/e in this time
 HOLD_S = 0.05  # adaptation stays frozen this long after double talk was last seen
 HOLD_MAX_S = 0.25  # ... or as long as the double talk lasted, up to this
@@ -56,15 +61,16 @@ CONFIDENT_DB = 10.0  # echo estimate this far above the error: the filter explai
 BOOT_COUPLING = 1.0  # echo path peak gain assumed before the first confident measurement
 ERLE_S = 0.5  # time constant of the ERLE telemetry (in adapting samples)
 SHARE_S = 0.5  # time constant of the adapting-share telemetry
+TALK_RESIDUAL_RATIO = 0.5  # once calibrated: a residual above half the echo estimate is talk
 SILENCE_POWER = 1e-10  # mean-square reference below which the filter does not adapt (-100 dBFS)
 
 # Indices into the float64 state vector.
 (MIC_PEAK, ECHO_PEAK, REF_PEAK, ECHO_POWER, ERROR_POWER, COUPLING, RESIDUAL, ERLE_MIC,
- ERLE_ERROR, SHARE) = range(10)
-N_STATE = 10
+ ERLE_ERROR, SHARE, CALIBRATED) = range(11)
+N_STATE = 11
 # Indices into the int64 counter vector.
-PROCESSED, PUSHED, HOLD, TALK = range(4)
-N_COUNTERS = 4
+PROCESSED, PUSHED, HOLD, TALK, TRAIN = range(5)
+N_COUNTERS = 5
 # Indices into the float64 parameter vector.
 (P_STEP, P_FREEZE, P_HOLD, P_HOLD_MAX, P_PEAK_DECAY, P_POWER, P_RESIDUAL, P_COUPLING_DECAY,
  P_CONFIDENT, P_ERLE, P_SHARE) = range(11)
@@ -121,11 +127,12 @@ def _cancel(
     erle_coef, share_coef = params[P_ERLE], params[P_SHARE]
     regularisation = taps * SILENCE_POWER
     m = counters[PROCESSED]
-    hold, talk = counters[HOLD], counters[TALK]
+    hold, talk, train = counters[HOLD], counters[TALK], counters[TRAIN]
     mic_peak, echo_peak, ref_peak = state[MIC_PEAK], state[ECHO_PEAK], state[REF_PEAK]
     echo_power, error_power = state[ECHO_POWER], state[ERROR_POWER]
     coupling, residual = state[COUPLING], state[RESIDUAL]
     erle_mic, erle_error, share = state[ERLE_MIC], state[ERLE_ERROR], state[SHARE]
+    calibrated = state[CALIBRATED] > 0.5
     for n in range(offset, offset + count):
         d = np.float64(mic[n])
         if not abs(d) < 1e30:  # NaN or inf from the device: treat as silence
@@ -146,7 +153,10 @@ def _cancel(
         ref_peak = max(abs(window[taps - 1]), ref_peak * peak_decay)
         echo_power += power_coef * (estimate * estimate - echo_power)
         error_power += power_coef * (error * error - error_power)
-        if mic_peak * freeze_threshold > coupling * ref_peak:
+        talking = mic_peak * freeze_threshold > coupling * ref_peak or (
+            calibrated and error_power > TALK_RESIDUAL_RATIO * echo_power
+        )
+        if talking:
             talk += 1
             hold = min(max(talk, hold_samples), hold_max)
         elif hold > 0:
@@ -154,10 +164,14 @@ def _cancel(
         else:
             talk = 0
         ref_power = energy / taps
-        adapt = hold == 0 and ref_power > SILENCE_POWER
+        training = train > 0
+        if training:
+            train -= 1
+            calibrated = train == 0
+        adapt = (training or hold == 0) and ref_power > SILENCE_POWER
         if adapt:
             residual += residual_coef * (error_power / ref_power - residual)
-            factor = min(1.0, residual * ref_power / (error_power + SILENCE_POWER))
+            factor = 1.0 if training else min(1.0, residual * ref_power / (error_power + SILENCE_POWER))
             gain = step * factor * error / (energy + regularisation)
             for i in range(taps):
                 weights[i] += gain * window[i]
@@ -168,11 +182,12 @@ def _cancel(
         share += share_coef * ((1.0 if adapt else 0.0) - share)
         m += 1
     counters[PROCESSED] = m
-    counters[HOLD], counters[TALK] = hold, talk
+    counters[HOLD], counters[TALK], counters[TRAIN] = hold, talk, train
     state[MIC_PEAK], state[ECHO_PEAK], state[REF_PEAK] = mic_peak, echo_peak, ref_peak
     state[ECHO_POWER], state[ERROR_POWER] = echo_power, error_power
     state[COUPLING], state[RESIDUAL] = coupling, residual
     state[ERLE_MIC], state[ERLE_ERROR], state[SHARE] = erle_mic, erle_error, share
+    state[CALIBRATED] = 1.0 if calibrated else 0.0
 
 
 def _smoothing(time_s: float, sample_rate_hz: int) -> float:
@@ -255,6 +270,15 @@ class EchoCanceller:
         self._state[RESIDUAL] = 1.0
         self._counters[:] = 0
 
+    def calibrate(self, samples: int) -> None:
+        """Adapt unconditionally for the next `samples` microphone samples.
+
+        For a calibration burst the player is known to be silent, so the double-talk detector
+        (which would take a loud room for a player) is bypassed and the filter learns the
+        room and its coupling from the burst's echo.
+        """
+        self._counters[TRAIN] = samples
+
     def process(self, mic_block: np.ndarray, offset: int, count: int, out: np.ndarray) -> None:
         """Write mic_block[offset:offset+count] minus the echo estimate to out[offset:...].
 
@@ -288,3 +312,18 @@ class EchoCanceller:
     def adapting(self) -> float:
         """Share (0..1) of the last ~0.5 s during which the filter adapted."""
         return float(self._state[SHARE])
+
+
+@numba.njit(nogil=True, cache=True)
+def add_calibration_noise(mix: np.ndarray, count: int, state: np.ndarray, rms: float, remaining: int) -> int:
+    """Add white noise of `rms` to both channels of mix[:count] while `remaining` samples last.
+
+    Played at the start of a take (the player silent), it lets the canceller learn the room
+    before the ensemble and the player overlap. Returns the samples still to go.
+    """
+    scale = rms * np.sqrt(3.0) * 2.0
+    for i in range(min(count, remaining)):
+        value = (rng_uniform(state) - 0.5) * scale
+        mix[i, 0] += value
+        mix[i, 1] += value
+    return max(remaining - count, 0)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.config import TuttiConfig
+from engine.echo import EchoCanceller, add_calibration_noise
+from engine.errors import TuttiError
 from engine.features.frames import N_FEATURES
 from engine.features.streaming import StreamingAnalyzer
 from engine.mixer import (
@@ -28,6 +30,7 @@ from engine.mixer import (
 )
 from engine.rates import MAX_BLOCK_SAMPLES, check_block_samples, frame_samples
 from engine.scheduling import FrameHistory, FrameScheduler
+from engine.synth.rng import rng_state
 from engine.tempo_key import TempoKeyTask
 from engine.voices import Voice, build_voices
 
@@ -71,10 +74,27 @@ class BlockProcessor:
         self._max_step = 1.0 / (FULL_SCALE_SLEW_S * self.sample_rate_hz)
         self._release_coef = float(np.exp(-1.0 / (LIMITER_RELEASE_S * self.sample_rate_hz)))
         self._panic_requested = False
+        self.echo = self._build_echo_canceller()
+        self._analysis_input = np.zeros(MAX_BLOCK_SAMPLES, dtype=np.float32)
+        self._calibration_rng = rng_state(0)
+        self._calibration_left = 0
+        self._calibration_rms = 10.0 ** (config.echo.calibration_db / 20.0)
         self.apply_config_mixer()
         # Start at the configured levels rather than fading in from silence.
         self._current_master[:] = self.params.master
         self.warm_up()
+
+    def _build_echo_canceller(self) -> EchoCanceller | None:
+        echo = self.config.echo
+        if not echo.active:
+            return None
+        if echo.bulk_delay_samples < self.config.engine.block_samples:
+            raise TuttiError(
+                f"echo.bulk_delay_samples = {echo.bulk_delay_samples} is below the block size "
+                f"{self.config.engine.block_samples}: a real round trip is at least one block; "
+                "measure it again or set echo.enabled = false"
+            )
+        return EchoCanceller(self.sample_rate_hz, echo.bulk_delay_samples, echo.taps, echo.step)
 
     def apply_config_mixer(self) -> None:
         """Publish the config's gains, pans, mutes and solos (as any thread may)."""
@@ -96,6 +116,13 @@ class BlockProcessor:
     def reset(self) -> None:
         """Clear analysis, voice and mixer state (the start of a take)."""
         self.analyzer.reset()
+        if self.echo is not None:
+            self.echo.reset()
+            self._calibration_rng[:] = rng_state(0)
+            self._calibration_left = round(self.config.echo.calibration_s * self.sample_rate_hz)
+            # The burst's echo arrives a round trip later and rings for the room's length.
+            if self._calibration_left:
+                self.echo.calibrate(self._calibration_left + self.echo.bulk_delay_samples + self.echo.taps)
         for voice in self.voices:
             voice.reset()
         self.frame[:] = 0.0
@@ -140,11 +167,15 @@ class BlockProcessor:
         voice_out = self.voice_out
         voice_out[:, :count] = 0.0
         analyzer = self.analyzer
+        echo = self.echo
+        analysis_input = block if echo is None else self._analysis_input
         hop = self.frame_samples
         position = 0
         while position < count:
             take = min(count - position, hop - analyzer.pending)
-            analyzer.push(block, position, take)
+            if echo is not None:
+                echo.process(block, position, take, analysis_input)
+            analyzer.push(analysis_input, position, take)
             for voice, row in self._voice_rows:
                 voice.render(row, position, take)
             position += take
@@ -162,6 +193,12 @@ class BlockProcessor:
         )
         if new_faults:
             self._handle_faults()
+        if echo is not None:
+            if self._calibration_left:
+                self._calibration_left = add_calibration_noise(
+                    self.mix_out, count, self._calibration_rng, self._calibration_rms, self._calibration_left
+                )
+            echo.push_reference(self.mix_out, count)
         return count
 
     def _handle_faults(self) -> None:

@@ -9,6 +9,7 @@ the recording without waiting on the stream.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import json
@@ -52,6 +53,7 @@ class LiveOptions:
     duration_s: float | None = None
     record_dir: Path | None = None
     force: bool = False
+    headphones: bool = False
     print_telemetry: bool = True
 
 
@@ -65,30 +67,11 @@ class LiveSession:
     def __init__(self, config: TuttiConfig, device: DuplexDevice, options: LiveOptions) -> None:
         import sounddevice as sd
 
-        self.config = config
         self.device = device
         self.options = options
         self.sample_rate_hz = config.engine.sample_rate_hz
         self.block_samples = config.engine.block_samples
-        self.processor = BlockProcessor(config)
-        self.worker = TaskWorker(self.processor.scheduler)
-        self.telemetry = CallbackTelemetry(self.block_samples, self.sample_rate_hz)
-        self._input_buffer = np.zeros(self.block_samples * 32, dtype=np.float32)
-        self._file = (
-            read_mono(options.input_file, self.sample_rate_hz) if options.input_file is not None else None
-        )
-        self._file_position = 0
-        self.recorder: SessionRecorder | None = None
-        self.stop_reason = ""
-        self.device_lost = False
-        try:
-            sd.check_input_settings(device.index, channels=1, dtype="float32", samplerate=self.sample_rate_hz)
-            sd.check_output_settings(device.index, channels=2, dtype="float32", samplerate=self.sample_rate_hz)
-        except sd.PortAudioError as err:
-            raise TuttiError(
-                f"device {device.name!r} refuses {self.sample_rate_hz} Hz ({err}): "
-                "set engine.sample_rate_hz to a rate it supports (48000 or 96000)"
-            ) from None
+        self._check_rate(device)
         self.stream = sd.Stream(
             device=(device.index, device.index),
             samplerate=self.sample_rate_hz,
@@ -99,6 +82,19 @@ class LiveSession:
             callback=self._callback,
         )
         self.device_latency_s = float(sum(self.stream.latency))
+        self.round_trip_samples = max(round(self.device_latency_s * self.sample_rate_hz), self.block_samples)
+        self.config = self._resolve_echo(config)
+        self.processor = BlockProcessor(self.config)
+        self.worker = TaskWorker(self.processor.scheduler)
+        self.telemetry = CallbackTelemetry(self.block_samples, self.sample_rate_hz)
+        self._input_buffer = np.zeros(self.block_samples * 32, dtype=np.float32)
+        self._file = (
+            read_mono(options.input_file, self.sample_rate_hz) if options.input_file is not None else None
+        )
+        self._file_position = 0
+        self.recorder: SessionRecorder | None = None
+        self.stop_reason = ""
+        self.device_lost = False
         self.parameters = LiveParameters(
             self.processor.voice_names, self.processor.params.voices, self.processor.params.master
         )
@@ -128,6 +124,31 @@ class LiveSession:
         controller.start_watch()
         return controller
 
+    def _check_rate(self, device: DuplexDevice) -> None:
+        import sounddevice as sd
+
+        try:
+            sd.check_input_settings(device.index, channels=1, dtype="float32", samplerate=self.sample_rate_hz)
+            sd.check_output_settings(device.index, channels=2, dtype="float32", samplerate=self.sample_rate_hz)
+        except sd.PortAudioError as err:
+            raise TuttiError(
+                f"device {device.name!r} refuses {self.sample_rate_hz} Hz ({err}): "
+                "set engine.sample_rate_hz to a rate it supports (48000 or 96000)"
+            ) from None
+
+    def _resolve_echo(self, config: TuttiConfig) -> TuttiConfig:
+        """The echo canceller listens to a microphone on speakers: its bulk delay is the round trip.
+
+        With --headphones or a file as the input there is no acoustic path, so it is off. The
+        resolved values go into the take's config.toml, so `perform` reproduces the take.
+        """
+        echo = config.echo
+        if self.options.headphones or self.options.input_file is not None:
+            echo = dataclasses.replace(echo, enabled=False)
+        elif echo.enabled and echo.bulk_delay_samples == 0:
+            echo = dataclasses.replace(echo, bulk_delay_samples=self.round_trip_samples)
+        return dataclasses.replace(config, echo=echo)
+
     @property
     def file_finished(self) -> bool:
         return self._file is not None and not self.options.loop and self._file_position >= len(self._file)
@@ -154,7 +175,7 @@ class LiveSession:
                 shutil.rmtree(options.record_dir)  # prepare_output_dir allowed it (--force)
             self.recorder = SessionRecorder(
                 options.record_dir, self.sample_rate_hz, self.processor.voice_names,
-                input_shift_samples=round(self.device_latency_s * self.sample_rate_hz),
+                input_shift_samples=self.round_trip_samples,
             )
             self.recorder.start()
         self.worker.start()
@@ -250,9 +271,10 @@ class LiveSession:
             "voices": list(self.processor.voice_names),
             "models": {name: voice.kind for name, voice in self.config.voices},
             "index": None,
-            "round_trip": {
-                "samples": round(self.device_latency_s * self.sample_rate_hz),
-                "source": "reported",
+            "round_trip": {"samples": self.round_trip_samples, "source": "reported"},
+            "echo_canceller": None if self.processor.echo is None else {
+                "bulk_delay_samples": self.processor.echo.bulk_delay_samples,
+                "erle_db": self.processor.echo.erle_db,
             },
             "midi": self._midi_record(),
             "tempo_key": None if key is None else {"tempo_bpm": key.tempo_bpm, "key": key.key_name},
@@ -300,7 +322,7 @@ def run_live(config: TuttiConfig, options: LiveOptions) -> dict:
     session.run()
     record = session.session_record()
     if options.record_dir is not None:
-        (options.record_dir / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
+        (options.record_dir / "config.toml").write_text(config_to_toml(session.config), encoding="utf-8")
         (options.record_dir / "session.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     record["device_lost"] = session.device_lost
     return record

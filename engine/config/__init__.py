@@ -2,6 +2,7 @@
 
 from engine.config.schema import (
     AnalysisConfig,
+    EchoConfig,
     EngineConfig,
     MixerConfig,
     SynthConfig,
@@ -12,6 +13,7 @@ from engine.config.loading import config_to_dict, config_to_toml, load_config, p
 
 __all__ = [
     "AnalysisConfig",
+    "EchoConfig",
     "EngineConfig",
     "MixerConfig",
     "SynthConfig",

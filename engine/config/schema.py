@@ -87,6 +87,34 @@ class VoiceConfig:
             )
 
 
+@dataclass(frozen=True)
+class EchoConfig:
+    enabled: bool = True            # off for headphones (live --headphones) and file inputs
+    bulk_delay_samples: int = 0     # the round trip; 0: nothing to cancel (offline default)
+    taps: int = 512                 # room model length after the bulk delay
+    step: float = 0.5
+    calibration_s: float = 1.0      # a quiet noise burst at the start teaches it the room
+    calibration_db: float = -30.0
+
+    def __post_init__(self) -> None:
+        if self.bulk_delay_samples < 0 or not 16 <= self.taps <= 8192:
+            raise TuttiError(
+                f"echo.bulk_delay_samples = {self.bulk_delay_samples} and echo.taps = {self.taps} "
+                "must be >= 0 and in 16..8192"
+            )
+        if not 0.0 < self.step < 2.0:
+            raise TuttiError(f"echo.step = {self.step} must lie in (0, 2)")
+        if not 0.0 <= self.calibration_s <= 10.0 or not -60.0 <= self.calibration_db <= -6.0:
+            raise TuttiError(
+                f"echo.calibration_s = {self.calibration_s} and echo.calibration_db = "
+                f"{self.calibration_db} must lie in 0..10 s and -60..-6 dBFS"
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.bulk_delay_samples > 0
+
+
 KINDS = ("cc", "note")
 Control = tuple[str, str, int, int]  # (port, kind, channel, number)
 
@@ -148,6 +176,7 @@ class TuttiConfig:
     synth: SynthConfig = field(default_factory=SynthConfig)
     mixer: MixerConfig = field(default_factory=MixerConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
+    echo: EchoConfig = field(default_factory=EchoConfig)
     voices: tuple[tuple[str, VoiceConfig], ...] = ()
 
     @property
