@@ -46,10 +46,10 @@ class FrameHistory:
 
     def window(self, end_count: int, n_frames: int) -> np.ndarray:
         """A copy of the `n_frames` frames ending with frame number end_count - 1 (zeros before start)."""
-        out = np.zeros((n_frames, N_FEATURES))
         first = end_count - n_frames
-        for i in range(max(first, 0), end_count):
-            out[i - first] = self.frames[i % self.capacity]
+        numbers = np.arange(first, end_count)
+        out = self.frames[numbers % self.capacity]  # one vectorised gather: little time under the GIL
+        out[numbers < 0] = 0.0
         return out
 
     def reset(self) -> None:

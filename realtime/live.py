@@ -92,6 +92,7 @@ class LiveSession:
             read_mono(options.input_file, self.sample_rate_hz) if options.input_file is not None else None
         )
         self._file_position = 0
+        self._warm_up_callback()
         self.recorder: SessionRecorder | None = None
         self.stop_reason = ""
         self.device_lost = False
@@ -123,6 +124,17 @@ class LiveSession:
             raise
         controller.start_watch()
         return controller
+
+    def _warm_up_callback(self) -> None:
+        """Compile the callback's copy kernels for PortAudio's buffer types before the stream runs."""
+        frames = self.block_samples
+        indata = np.zeros((frames, 1), dtype=np.float32)
+        outdata = np.zeros((frames, 2), dtype=np.float32)
+        copy_input_column(indata, self._input_buffer, frames)
+        if self._file is not None:
+            copy_from_file(self._file, 0, False, self._input_buffer, frames)
+        copy_mix_out(self.processor.mix_out, outdata, frames)
+        self.processor.reset()
 
     def _check_rate(self, device: DuplexDevice) -> None:
         import sounddevice as sd

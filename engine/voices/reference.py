@@ -50,8 +50,14 @@ TIMBRES = {
 }
 
 # Controller state slots (one float64 array per voice).
-_NOTE_AGE_S, _NOTE_F0_HZ = 0, 1
+_NOTE_AGE_S, _NOTE_F0_HZ, _LEADER_F0_HZ = 0, 1, 2
 _NEW_NOTE_CENTS = 60.0  # a pitch jump larger than this restarts a plucked note
+# Early entry: YIN's voicing only clears its threshold once the whole window holds the new note
+# (~20 ms), but its f0 is right well before. Two frames agreeing within this many cents, with
+# some periodicity and a real level, let a voice enter up to two frames earlier.
+_EARLY_CENTS = 25.0
+_EARLY_MIN_VOICING = 0.1
+_EARLY_MIN_LOUDNESS_DB = -50.0
 
 
 @numba.njit(nogil=True, cache=True)
@@ -68,7 +74,16 @@ def reference_controls(
     noise_out: np.ndarray,
 ) -> float:
     """Map one analysis frame to synth targets; returns the voice's f0 in Hz (0 = silent)."""
-    voiced = frame[VOICING] >= voicing_threshold and frame[F0] > 0.0
+    leader_f0, previous_leader_f0 = frame[F0], state[_LEADER_F0_HZ]
+    state[_LEADER_F0_HZ] = leader_f0
+    steady = (
+        leader_f0 > 0.0
+        and previous_leader_f0 > 0.0
+        and abs(1200.0 * np.log2(leader_f0 / previous_leader_f0)) < _EARLY_CENTS
+        and frame[VOICING] > _EARLY_MIN_VOICING
+        and frame[LOUDNESS] > _EARLY_MIN_LOUDNESS_DB
+    )
+    voiced = leader_f0 > 0.0 and (frame[VOICING] >= voicing_threshold or steady)
     if not voiced:
         amplitudes_out[:] = 0.0
         noise_out[:] = 0.0
@@ -117,7 +132,7 @@ class ReferenceVoice:
         self._frame_s = frame_s
         self._voicing_threshold = voicing_threshold
         self._synth = synth
-        self._state = np.zeros(2)
+        self._state = np.zeros(3)
         self._amplitudes = np.zeros(n_harmonics)
         self._noise = np.zeros(n_noise_bands)
 
