@@ -33,6 +33,9 @@ from engine.scheduling import FrameHistory, FrameScheduler
 from engine.synth.rng import rng_state
 from engine.tempo_key import TempoKeyTask
 from engine.voices import Voice, build_voices
+from engine.voices.crossfade import Crossfade
+
+SWAP_FADE_S = 0.05
 
 
 class BlockProcessor:
@@ -147,6 +150,17 @@ class BlockProcessor:
             gain = self.params.voices[v, GAIN] if audible else 0.0
             self._current_gains[v, 0] = gain * left
             self._current_gains[v, 1] = gain * right
+
+    def swap_voice(self, index: int, voice: Voice) -> None:
+        """Replace voice `index` by `voice` (built and warmed off the audio thread) with a
+        50 ms equal-power crossfade. Safe from any thread: one reference assignment each."""
+        current = self.voices[index]
+        if isinstance(current, Crossfade):
+            current = current.new
+        voice.step(self.frame.copy())  # start on the current frame, not from silence
+        fade = Crossfade(current, voice, round(SWAP_FADE_S * self.sample_rate_hz))
+        self._voice_rows[index] = (fade, self.voice_out[index])
+        self.voices[index] = fade
 
     def request_panic(self) -> None:
         """Mute everything and reset the voices at the next block (safe from any thread)."""

@@ -30,6 +30,7 @@ from engine.features.latency import measure_pitch_settle_ms
 from engine.latency import measure_onset_latency_samples
 from engine.offline import perform_file, prepare_output_dir
 from engine.processor import BlockProcessor
+from realtime.console import Console
 from realtime.copying import copy_from_file, copy_input_column, copy_mix_out
 from realtime.devices import NO_DEVICE_HINT, DuplexDevice, duplex_devices, resolve_device
 from engine.parameters import LiveParameters
@@ -96,6 +97,7 @@ class LiveSession:
         self.recorder: SessionRecorder | None = None
         self.stop_reason = ""
         self.device_lost = False
+        self._stop_requested = False
         self.parameters = LiveParameters(
             self.processor.voice_names, self.processor.params.voices, self.processor.params.master
         )
@@ -191,6 +193,7 @@ class LiveSession:
             )
             self.recorder.start()
         self.worker.start()
+        Console(self.config, self.processor, self.parameters, self.midi, self.request_stop).start()
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         gc.collect()
@@ -208,6 +211,9 @@ class LiveSession:
                 elapsed = now - started
                 if options.duration_s is not None and elapsed >= options.duration_s:
                     self.stop_reason = f"duration {options.duration_s:g} s reached"
+                    break
+                if self._stop_requested:
+                    self.stop_reason = "stopped from the terminal"
                     break
                 if self.file_finished and options.duration_s is None:
                     self.stop_reason = "input file finished"
@@ -242,6 +248,10 @@ class LiveSession:
             if self.midi is not None:
                 self.midi.close()
             self.recording_summary = self.recorder.stop() if self.recorder is not None else None
+
+    def request_stop(self) -> None:
+        """End the take at the main loop's next check (any thread)."""
+        self._stop_requested = True
 
     def status_line(self) -> str:
         t = self.telemetry.snapshot()

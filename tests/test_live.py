@@ -113,3 +113,73 @@ def test_unknown_device_lists_the_real_ones(jack_server, tmp_path) -> None:
     assert result.returncode == 2
     line = result.stderr.strip()
     assert "no such card" in line and "JACK" in line and len(line.splitlines()) == 1
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-20))
+
+
+def _wait_for_file(path: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_midi_cc_from_another_port_moves_the_master_gain(named_jack_server, tmp_path) -> None:
+    import rtmidi
+
+    name, _ = named_jack_server
+    overlay = tmp_path / "midi.toml"
+    overlay.write_text(
+        '[[midi.bindings]]\nport = "tutti-test-sender:knobs"\nkind = "cc"\nchannel = 0\nnumber = 7\n'
+        'parameter = "mixer.master_gain_db"\n'
+    )
+    take = tmp_path / "take"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
+         "--duration", "6", "--record", str(take), "--config", str(overlay)],
+        cwd=REPO, env=server_env(name), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    try:
+        sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="tutti-test-sender")
+    finally:
+        os.environ.pop("JACK_DEFAULT_SERVER")
+    sender.open_virtual_port("knobs")
+    _wait_for_file(take / "mix.wav")
+    time.sleep(3.0)
+    sender.send_message([0xB0, 7, 0])  # master fader all the way down: -60 dB
+    stdout, stderr = process.communicate(timeout=60)
+    sender.delete()
+    assert process.returncode == 0, stderr
+    session = json.loads((take / "session.json").read_text())
+    moved = [entry for entry in session["midi"]["log"] if entry["parameter"] == "mixer.master_gain_db"]
+    assert moved and moved[0]["message"] == [0xB0, 7, 0]
+    mix, _ = sf.read(str(take / "mix.wav"))
+    before, after = _rms_db(mix[int(1.0 * 48000):int(2.5 * 48000)]), _rms_db(mix[-48000:])
+    print(f"master before {before:.1f} dB, after the CC {after:.1f} dB")
+    assert before - after > 45
+
+
+def test_panic_from_the_terminal_silences_the_ensemble(named_jack_server, tmp_path) -> None:
+    name, _ = named_jack_server
+    take = tmp_path / "take"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
+         "--duration", "5", "--record", str(take)],
+        cwd=REPO, env=server_env(name), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_file(take / "mix.wav")
+    time.sleep(2.5)
+    process.stdin.write("panic\n")
+    process.stdin.flush()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "panic: all voices muted" in stdout
+    mix, _ = sf.read(str(take / "mix.wav"))
+    before, after = _rms_db(mix[int(1.0 * 48000):int(2.0 * 48000)]), _rms_db(mix[-int(1.5 * 48000):])
+    print(f"mix before {before:.1f} dB, after panic {after:.1f} dB")
+    assert before > -40 and after < -90

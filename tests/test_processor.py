@@ -176,3 +176,40 @@ def test_per_block_path_allocates_nothing_after_warm_up() -> None:
     assert numba_allocs == numba_frees
     assert current_growth < 256
     assert peak_growth < 256
+
+
+def _organ_track(melody, swap_to: str | None, swap_at: int):
+    import dataclasses
+
+    from engine.voices import build_voice
+
+    config = load_config(sets=["synth.reverb=false"])
+    processor = BlockProcessor(config)
+    index = config.voice_names.index("organ")
+    out = np.zeros(len(melody), dtype=np.float32)
+    for start in range(0, len(melody) - 127, 128):
+        if start == swap_at and swap_to is not None:
+            other = dataclasses.replace(dict(config.voices)["organ"], kind=swap_to)
+            processor.swap_voice(index, build_voice("organ", other, config))
+        processor.process(melody[start:start + 128])
+        out[start:start + 128] = processor.voice_out[index, :128]
+    return out.astype(np.float64), processor.voices[index]
+
+
+def test_swapping_a_voice_while_playing_leaves_no_click(melody) -> None:
+    """The swap's crossfade is no rougher than the old and new voices playing on their own."""
+    swap_at = int(1.3 * SR) // 128 * 128
+    swapped, voice = _organ_track(melody, "reference:bowed-strings", swap_at)
+    organ, _ = _organ_track(melody, None, swap_at)
+    assert np.sqrt(np.mean(swapped[swap_at - 4800: swap_at] ** 2)) > 1e-3  # it was playing
+    strings, _ = _organ_track(melody, "reference:bowed-strings", 0)
+    window = slice(swap_at - 240, swap_at + 2640)
+    roughness = [np.max(np.diff(x[window], 2) ** 2) for x in (swapped, organ, strings)]
+    assert roughness[0] <= 1.1 * max(roughness[1:])
+    assert voice.finished and voice.new.name == "organ"
+    # after the 50 ms fade the new timbre plays alone (its phases and noise differ, its sound not)
+    after = slice(swap_at + 2400, swap_at + 12000)
+    level_db = 20 * np.log10(np.std(swapped[after]) / np.std(strings[after]))
+    spectra = [np.abs(np.fft.rfft(x[after] * np.hanning(9600))) for x in (swapped, strings)]
+    assert abs(level_db) < 1.0
+    assert np.corrcoef(*spectra)[0, 1] > 0.95

@@ -6,6 +6,6 @@ trained model voices plug into the same interface.
 """
 
 from engine.voices.base import Voice
-from engine.voices.factory import build_voices
+from engine.voices.factory import build_voice, build_voices
 
-__all__ = ["Voice", "build_voices"]
+__all__ = ["Voice", "build_voice", "build_voices"]

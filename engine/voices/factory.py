@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 
-from engine.config import TuttiConfig
+from engine.config import TuttiConfig, VoiceConfig
 from engine.errors import TuttiError
 from engine.rates import CONTROL_RATE_HZ, frame_samples
 from engine.synth.voice_synth import VoiceSynth
@@ -12,33 +12,31 @@ from engine.voices.base import Voice
 from engine.voices.reference import TIMBRES, ReferenceVoice
 
 
+def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
+    """One voice, compiled and ready to render (call it off the audio thread)."""
+    if voice.kind not in TIMBRES:
+        raise TuttiError(f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)}")
+    sample_rate_hz = config.engine.sample_rate_hz
+    synth = VoiceSynth(
+        sample_rate_hz,
+        frame_samples(sample_rate_hz),
+        config.synth.n_harmonics,
+        config.synth.n_noise_bands,
+        model_nyquist_hz=sample_rate_hz / 2,
+        reverb=config.synth.reverb,
+        reverb_decay_s=config.synth.reverb_decay_s,
+        reverb_wet=config.synth.reverb_wet,
+        seed=zlib.crc32(name.encode()),
+    )
+    return ReferenceVoice(
+        name, voice.kind, voice.interval_semitones, synth,
+        n_harmonics=config.synth.n_harmonics,
+        n_noise_bands=config.synth.n_noise_bands,
+        frame_s=1.0 / CONTROL_RATE_HZ,
+        voicing_threshold=config.analysis.voicing_threshold,
+    )
+
+
 def build_voices(config: TuttiConfig) -> list[Voice]:
     """One voice per [voices.NAME] table, in config order."""
-    sample_rate_hz = config.engine.sample_rate_hz
-    voices: list[Voice] = []
-    for name, voice in config.voices:
-        if voice.kind not in TIMBRES:
-            raise TuttiError(
-                f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)}"
-            )
-        synth = VoiceSynth(
-            sample_rate_hz,
-            frame_samples(sample_rate_hz),
-            config.synth.n_harmonics,
-            config.synth.n_noise_bands,
-            model_nyquist_hz=sample_rate_hz / 2,
-            reverb=config.synth.reverb,
-            reverb_decay_s=config.synth.reverb_decay_s,
-            reverb_wet=config.synth.reverb_wet,
-            seed=zlib.crc32(name.encode()),
-        )
-        voices.append(
-            ReferenceVoice(
-                name, voice.kind, voice.interval_semitones, synth,
-                n_harmonics=config.synth.n_harmonics,
-                n_noise_bands=config.synth.n_noise_bands,
-                frame_s=1.0 / CONTROL_RATE_HZ,
-                voicing_threshold=config.analysis.voicing_threshold,
-            )
-        )
-    return voices
+    return [build_voice(name, voice, config) for name, voice in config.voices]

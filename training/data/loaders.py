@@ -60,7 +60,7 @@ def _slakh_track(track: Path, dataset: str, folder_split: str | None) -> SongIte
         stems_meta = metadata["stems"]
     except (OSError, yaml.YAMLError, TypeError, KeyError) as err:
         raise TuttiError(f"metadata.yaml is unreadable or has no 'stems' ({type(err).__name__}: {err})") from None
-    song_id = f"{dataset}/{track.name}"
+    song_id = str(metadata.get("song_id") or f"{dataset}/{track.name}")  # a rendered track names its score
     stems = []
     for name in sorted(stems_meta):
         meta = stems_meta[name] or {}
@@ -79,7 +79,7 @@ def _slakh_track(track: Path, dataset: str, folder_split: str | None) -> SongIte
         ))
     if not stems:
         raise TuttiError("no stem audio under stems/ (expected Syy.flac or Syy.wav)")
-    split = folder_split or metadata.get("split") or split_for(str(metadata.get("song_id", song_id)))
+    split = folder_split or metadata.get("split") or split_for(song_id)
     return SongItem(dataset, song_id, str(split), tuple(stems), mix_path=_audio_file(track, "mix"))
 
 
