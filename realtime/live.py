@@ -36,6 +36,7 @@ from realtime.devices import NO_DEVICE_HINT, DuplexDevice, duplex_devices, resol
 from engine.parameters import LiveParameters
 from realtime.midi import MidiController
 from realtime.recorder import SessionRecorder
+from realtime.round_trip import ClickProbe, jack_ports, measure_with_loopback
 from realtime.telemetry import CallbackTelemetry
 from realtime.workers import TaskWorker
 
@@ -73,6 +74,9 @@ class LiveSession:
         self.sample_rate_hz = config.engine.sample_rate_hz
         self.block_samples = config.engine.block_samples
         self._check_rate(device)
+        on_jack = "JACK" in device.host_api
+        ports_before = jack_ports() if on_jack else set()
+        self._probe: ClickProbe | None = None
         self.stream = sd.Stream(
             device=(device.index, device.index),
             samplerate=self.sample_rate_hz,
@@ -83,7 +87,10 @@ class LiveSession:
             callback=self._callback,
         )
         self.device_latency_s = float(sum(self.stream.latency))
-        self.round_trip_samples = max(round(self.device_latency_s * self.sample_rate_hz), self.block_samples)
+        measured = self._measure_round_trip(ports_before) if on_jack else None
+        self.round_trip_source = "measured (JACK loopback click)" if measured else "reported"
+        reported = round(self.device_latency_s * self.sample_rate_hz)
+        self.round_trip_samples = max(measured or reported, self.block_samples)
         self.config = self._resolve_echo(config)
         self.processor = BlockProcessor(self.config)
         self.worker = TaskWorker(self.processor.scheduler)
@@ -127,6 +134,23 @@ class LiveSession:
         controller.start_watch()
         return controller
 
+    def _measure_round_trip(self, ports_before: set[str]) -> int | None:
+        """Run the stream briefly with a click probe through a JACK loopback of our own ports."""
+        self._probe = ClickProbe(self.sample_rate_hz)
+        self.stream.start()
+        try:
+            ours = jack_ports() - ports_before
+
+            def wait(condition) -> None:  # noqa: ANN001
+                deadline = time.monotonic() + 3.0
+                while not condition() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+            return measure_with_loopback(self._probe, ours, wait)
+        finally:
+            self.stream.stop()
+            self._probe = None
+
     def _warm_up_callback(self) -> None:
         """Compile the callback's copy kernels for PortAudio's buffer types before the stream runs."""
         frames = self.block_samples
@@ -168,6 +192,9 @@ class LiveSession:
         return self._file is not None and not self.options.loop and self._file_position >= len(self._file)
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:  # noqa: ANN001
+        if self._probe is not None:
+            self._probe.process(indata, outdata, frames)
+            return
         arrival = time.perf_counter()
         buffer = self._input_buffer
         if self._file is not None:
@@ -293,7 +320,7 @@ class LiveSession:
             "voices": list(self.processor.voice_names),
             "models": {name: voice.kind for name, voice in self.config.voices},
             "index": None,
-            "round_trip": {"samples": self.round_trip_samples, "source": "reported"},
+            "round_trip": {"samples": self.round_trip_samples, "source": self.round_trip_source},
             "echo_canceller": None if self.processor.echo is None else {
                 "bulk_delay_samples": self.processor.echo.bulk_delay_samples,
                 "erle_db": self.processor.echo.erle_db,

@@ -70,6 +70,9 @@ def jack_server() -> Iterator[None]:
     with jack_server_process(None, 128):
         _reload_portaudio()
         yield None
+        import sounddevice as sd
+
+        sd._terminate()  # leave the server before it stops: PortAudio aborts at exit otherwise
 
 
 @pytest.fixture()

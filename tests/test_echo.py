@@ -4,12 +4,8 @@ invariance, silence and impulses, no allocation after warm-up, and cost per bloc
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +13,8 @@ from scipy.signal import fftconvolve
 
 from demo.melody import render_melody
 from engine.echo import EchoCanceller
+from tests.allocation import run_fresh
 
-REPO = Path(__file__).resolve().parents[1]
 SR = 48000
 BULK = 480  # 10 ms round trip
 BLOCK = 128
@@ -178,10 +174,10 @@ def test_no_allocation_after_warm_up() -> None:
     array argument of a call, freed on return (7 per process, 3 per push_reference)."""
     script = textwrap.dedent(
         """
-        import itertools, json, tracemalloc
+        import itertools, json
         import numpy as np
-        from numba.core.runtime import rtsys
         from engine.echo import EchoCanceller
+        from tests.allocation import measure_short_and_long
 
         canceller = EchoCanceller(48000, 480)
         rng = np.random.default_rng(0)
@@ -194,32 +190,12 @@ def test_no_allocation_after_warm_up() -> None:
                 canceller.process(mic, 0, 128, out)
                 canceller.push_reference(mix, 128)
 
-        def measure(calls):
-            # (numba allocations, numba kept, Python bytes kept, Python peak above start)
-            before = rtsys.get_allocation_stats()
-            base = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            run(calls)
-            current, peak = tracemalloc.get_traced_memory()
-            after = rtsys.get_allocation_stats()
-            kept = (after.alloc - after.free) - (before.alloc - before.free)
-            return after.alloc - before.alloc, kept, current - base, peak - base
-
-        run(50)
-        tracemalloc.start()
-        measure(50)
-        print(json.dumps({"50 calls": measure(50), "1000 calls": measure(1000)}))
+        print(json.dumps(measure_short_and_long(run, 50, 1000)))
         """
     )
-    env = dict(os.environ, NUMBA_NRT_STATS="1", PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    stats = json.loads(result.stdout.strip().splitlines()[-1])
-    print("(numba allocations, numba kept, Python bytes kept, Python peak):", stats)
-    short, long = stats["50 calls"], stats["1000 calls"]
+    short, long = json.loads(run_fresh(script, timeout_s=120))
+    print("(numba allocations, numba kept, Python bytes kept, Python peak), 50 and 1000 calls:",
+          short, long)
     assert short[0] == 50 * (7 + 3) and long[0] == 1000 * (7 + 3)
     assert long[1:] == short[1:]  # nothing kept, and the same peak for 20 times the calls
     assert long[1] == 0

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +14,7 @@ from engine.features.latency import measure_pitch_settle_ms
 from engine.features.reference import analyze_reference
 from engine.features.streaming import StreamingAnalyzer
 from tests import signals
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.allocation import run_fresh
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +105,10 @@ def test_live_path_allocates_nothing_after_warm_up() -> None:
     return): 2 per push (state buffer, block) and 3 per frame (two state buffers, out)."""
     script = textwrap.dedent(
         """
-        import json, tracemalloc
+        import json
         import numpy as np
-        from numba.core.runtime import rtsys
         from engine.features.streaming import StreamingAnalyzer
+        from tests.allocation import measure_short_and_long
 
         analyzer = StreamingAnalyzer(48000)
         hop, half = analyzer.frame_samples, analyzer.frame_samples // 2
@@ -128,31 +123,12 @@ def test_live_path_allocates_nothing_after_warm_up() -> None:
                     analyzer.push(audio, second, hop - half)
                     analyzer.compute_frame(out)
 
-        def measure(cycles):
-            # (numba allocations, numba kept, Python bytes kept, Python peak above start)
-            before = rtsys.get_allocation_stats()
-            base = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            run(cycles)
-            current, peak = tracemalloc.get_traced_memory()
-            after = rtsys.get_allocation_stats()
-            kept = (after.alloc - after.free) - (before.alloc - before.free)
-            return after.alloc - before.alloc, kept, current - base, peak - base
-
-        run(1)
-        tracemalloc.start()
-        measure(1)
-        print(json.dumps({"10 frames": measure(1), "1000 frames": measure(100)}))
+        print(json.dumps(measure_short_and_long(run, 1, 100)))
         """
     )
-    env = dict(os.environ, NUMBA_NRT_STATS="1", PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    stats = json.loads(result.stdout.strip().splitlines()[-1])
-    print("(numba allocations, numba kept, Python bytes kept, Python peak):", stats)
-    short, long = stats["10 frames"], stats["1000 frames"]
+    short, long = json.loads(run_fresh(script, timeout_s=300))
+    print("(numba allocations, numba kept, Python bytes kept, Python peak), 10 and 1000 frames:",
+          short, long)
     assert long[0] == 1000 * (2 * 2 + 3) and short[0] == 10 * (2 * 2 + 3)
     assert long[1:] == short[1:]  # nothing kept, and the same peak for 100 times the frames
     assert long[1] == 0

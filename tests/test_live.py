@@ -62,6 +62,16 @@ def test_ten_second_take_matches_perform(named_jack_server, tmp_path) -> None:
     recorded = infos["mix"].frames
     assert recorded >= 0.95 * 10 * 48000
 
+    # The round trip was measured by a click through a JACK loopback, and the recorded input is
+    # shifted earlier by it, so the player's notes line up with the ensemble's answer.
+    round_trip = session["round_trip"]
+    assert round_trip["source"].startswith("measured") and period <= round_trip["samples"] <= 4 * period
+    recorded_input, _ = sf.read(str(take / "input.wav"), dtype="float32")
+    demo, _ = sf.read(str(DEMO_PATH), dtype="float32")
+    shift = round_trip["samples"]
+    np.testing.assert_array_equal(recorded_input[: recorded - shift], demo[shift:recorded])
+    assert not np.any(recorded_input[recorded - shift:])
+
     offline = tmp_path / "offline"
     result = launch("perform", DEMO_PATH, "--out", offline, "--config", take / "config.toml", timeout=300)
     assert result.returncode == 0, result.stderr

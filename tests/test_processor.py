@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,8 +11,7 @@ from engine.features.frames import F0, VOICING
 from engine.features.streaming import StreamingAnalyzer
 from engine.mixer import GAIN, MUTE, PAN, SOLO, pan_gains
 from engine.processor import BlockProcessor
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.allocation import run_fresh
 SR = 48000
 
 
@@ -167,12 +161,8 @@ def test_per_block_path_allocates_nothing_after_warm_up() -> None:
     change is allocations minus frees (no array is created) and Python's traced memory. The
     bound of 256 bytes over 1000 blocks is far below one leaked object per block (>= 28 kB).
     """
-    env = dict(os.environ, NUMBA_NRT_STATS="1")
-    result = subprocess.run(
-        [sys.executable, "-c", ALLOCATION_SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    numba_allocs, numba_frees, current_growth, peak_growth = map(int, result.stdout.split())
+    output = run_fresh(ALLOCATION_SCRIPT, timeout_s=300)
+    numba_allocs, numba_frees, current_growth, peak_growth = map(int, output.split())
     assert numba_allocs == numba_frees
     assert current_growth < 256
     assert peak_growth < 256

@@ -19,6 +19,7 @@ import soundfile as sf
 from engine.errors import TuttiError
 from realtime.recorder import SessionRecorder
 from realtime.ring import SampleRing
+from tests.allocation import run_fresh
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 48000
@@ -326,11 +327,8 @@ print(stats1.alloc - stats0.alloc, stats1.free - stats0.free, current2 - current
 
 
 def test_push_allocates_nothing_after_warm_up() -> None:
-    env = dict(os.environ, NUMBA_NRT_STATS="1")
-    result = subprocess.run([sys.executable, "-c", ALLOCATION_SCRIPT], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    numba_allocs, numba_frees, current_growth, peak_growth = map(int, result.stdout.split())
+    output = run_fresh(ALLOCATION_SCRIPT, timeout_s=120)
+    numba_allocs, numba_frees, current_growth, peak_growth = map(int, output.split())
     assert (numba_allocs, numba_frees) == (0, 0)
     assert current_growth <= 0
     assert peak_growth == 0

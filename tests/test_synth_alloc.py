@@ -1,21 +1,16 @@
 """The synth allocates nothing on the audio path after warm-up.
 
-numba counts its runtime (NRT) allocations only when NUMBA_NRT_STATS=1 is set before numba is
-imported, which other test modules may already have done: the check runs in a fresh process.
-numba's own call boundary wraps every ndarray argument passed from Python in a MemInfo that it
-allocates and frees within the call; the check counts those crossings and requires that the
-kernels add no allocation of their own and that nothing stays allocated.
+The check runs in a fresh process (`tests.allocation.run_fresh`). numba's own call boundary
+wraps every ndarray argument passed from Python in a MemInfo that it allocates and frees within
+the call; the check counts those crossings and requires that the kernels add no allocation of
+their own and that nothing stays allocated.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.allocation import run_fresh
 
 SCRIPT = r"""
 import itertools, json, tracemalloc
@@ -90,13 +85,7 @@ print(json.dumps({"nrt_before": list(before), "nrt_after": list(after), "crossin
 
 
 def test_render_and_set_targets_allocate_nothing() -> None:
-    env = dict(os.environ, NUMBA_NRT_STATS="1", PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    stats = json.loads(run_fresh(SCRIPT, timeout_s=300))
     alloc, free, meminfo_alloc, meminfo_free = (
         b - a for a, b in zip(stats["nrt_before"], stats["nrt_after"])
     )

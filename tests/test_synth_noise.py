@@ -7,7 +7,6 @@ import pytest
 from scipy import signal
 
 from engine.rates import frame_samples
-from engine.synth.fft import FFTTables, fft_dif, fft_dit, split_real_spectrum
 from engine.synth.noise import FilteredNoise, band_response
 from tests.synth_drive import BLOCK_SIZES, render_frames
 
@@ -129,22 +128,3 @@ def test_seed_sets_the_stream() -> None:
     noise.reset()
     again = render_frames(noise.set_targets, noise.render, targets, frame, 128)
     assert np.array_equal(before, again)
-
-
-@pytest.mark.parametrize("n", [8, 64, 1024])
-def test_fft_kernels_match_numpy(n: int) -> None:
-    tables = FFTTables(n)
-    rng = np.random.default_rng(n)
-    x = rng.standard_normal(n) + 1j * rng.standard_normal(n)
-    re, im = x.real[tables.bitrev].copy(), x.imag[tables.bitrev].copy()
-    fft_dit(re, im, tables.twiddles, -1.0)
-    assert np.allclose(re + 1j * im, np.fft.fft(x))
-    re, im = x.real.copy(), x.imag.copy()
-    fft_dif(re, im, tables.twiddles, 1.0)
-    assert np.allclose((re + 1j * im)[tables.bitrev], n * np.fft.ifft(x))
-    real = rng.standard_normal(n)
-    re, im = real[0::2][tables.bitrev_half].copy(), real[1::2][tables.bitrev_half].copy()
-    fft_dit(re, im, tables.twiddles, -1.0)
-    spectrum_re, spectrum_im = np.zeros(n // 2 + 1), np.zeros(n // 2 + 1)
-    split_real_spectrum(re, im, tables.twiddles, spectrum_re, spectrum_im)
-    assert np.allclose(spectrum_re + 1j * spectrum_im, np.fft.rfft(real))

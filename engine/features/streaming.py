@@ -5,7 +5,8 @@ frame occupies the tail; `push` writes into that tail and `compute_frame` analys
 then shifts it left by one hop. After construction (which compiles and warms every kernel),
 `push` and `compute_frame` allocate nothing but the one small record numba makes for each array
 argument of a call (2 per push, 3 per frame): every array lives in two buffers made here, one
-float64 and one int64, cut into segments inside the kernels.
+float64 and one int64, cut into segments inside the kernels. Every constant, size and table
+comes from the reference (`spec.`), every transform from the shared kernels of `engine.fft`.
 
 The YIN difference function is computed through FFTs, d(tau) = e_now + e_lag(tau) - 2 r(tau),
 with r the cross-correlation of the current window with the span, instead of the reference's
@@ -20,37 +21,21 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from engine.features import reference as spec
 from engine.features.frames import CHROMA, F0, LOUDNESS, N_FEATURES, ONSET, VOICING, FeatureFrames
-from engine.features.reference import (
-    CHROMA_FLOOR_DB,
-    F0_MAX_HZ,
-    F0_MIN_HZ,
-    LOUDNESS_FLOOR_DB,
-    ONSET_GAMMA,
-    YIN_ROUNDING_FLOOR,
-    YIN_THRESHOLD,
-    AnalysisSizes,
-    analysis_sizes,
-    chroma_bin_classes,
-    chroma_power_scale,
-    hann,
-    loudness_bin_weights,
-    next_pow2,
-    onset_bin_count,
-    onset_magnitude_scale,
-    power_floor,
-)
+from engine.fft import FFTTables, fft_dif, fft_dit, merge_real_spectrum, split_real_spectrum
 from engine.rates import DEFAULT_BLOCK_SAMPLES
 
 _JIT = {"nogil": True, "cache": True}
 # Module constants are frozen into the kernels at compile time.
 _CHROMA_START = CHROMA.start
-_LOUDNESS_FLOOR = power_floor(LOUDNESS_FLOOR_DB)
-_CHROMA_FLOOR = power_floor(CHROMA_FLOOR_DB)
+_LOUDNESS_FLOOR = spec.power_floor(spec.LOUDNESS_FLOOR_DB)
+_CHROMA_FLOOR = spec.power_floor(spec.CHROMA_FLOOR_DB)
 
-# Segments of the float64 state buffer, in order. A complex FFT takes 4 float segments
-# (twiddle_re, twiddle_im, re, im) and one int segment (bitrev); a real FFT takes its half-size
-# complex FFT's 4, then split_cos, split_sin, spec_re, spec_im.
+# Segments of the float64 state buffer, in order. A real FFT takes 5 float segments
+# (twiddles, flattened FFTTables(n).twiddles; re, im: n/2-point complex scratch; spec_re, spec_im:
+# bins 0..n/2) and one int segment (FFTTables(n).bitrev_half). YIN's packed complex FFT of n
+# points shares its real FFT's twiddles and adds 2 float segments (re, im) and one int (bitrev).
 (
     _HISTORY,
     _ONSET_PREVIOUS,
@@ -63,11 +48,11 @@ _CHROMA_FLOOR = power_floor(CHROMA_FLOOR_DB)
     _CHROMA_WINDOW,
     _FLOAT_SCALARS,  # sample_rate_hz, onset magnitude scale, chroma power scale
 ) = range(10)
-_YIN_PACKED = 10
-_YIN_CROSS = 14
-_LOUDNESS_FFT = 22
-_CHROMA_FFT = 30
-_N_FLOAT_SEGMENTS = 38
+_YIN_CROSS = 10
+_YIN_PACKED = 15
+_LOUDNESS_FFT = 17
+_CHROMA_FFT = 22
+_N_FLOAT_SEGMENTS = 27
 # Segments of the int64 buffer, which starts with the float then the int segment offsets.
 _YIN_PACKED_BITREV, _YIN_CROSS_BITREV, _LOUDNESS_BITREV, _CHROMA_BITREV = range(4)
 _CHROMA_CLASSES = 4
@@ -76,70 +61,20 @@ _N_INT_SEGMENTS = 6
 
 
 class ComplexFFT(NamedTuple):
-    """Tables and scratch for an in-place radix-2 FFT of `len(re)` complex points."""
+    """Tables and scratch for an in-place `engine.fft` transform of `len(re)` complex points."""
 
-    bitrev: np.ndarray  # int64[n]: bit-reversed index
-    twiddle_re: np.ndarray  # float64[n - 1]: stage of half-size h at [h - 1, 2h - 1):
-    twiddle_im: np.ndarray  # e^{-i pi k / h}, k < h
+    twiddles: np.ndarray  # float64[2, >= n - 1]: FFTTables(n or larger).twiddles
+    bitrev: np.ndarray  # int64[n]: FFTTables(n).bitrev
     re: np.ndarray  # float64[n] scratch
     im: np.ndarray  # float64[n] scratch
 
 
 class RealFFT(NamedTuple):
-    """An FFT of `n` real points done as an n/2-point complex FFT plus a split step."""
+    """An FFT of `n` real points: an n/2-point complex FFT plus `engine.fft`'s split step."""
 
-    half: ComplexFFT
-    split_cos: np.ndarray  # float64[n/2 + 1]: cos(2 pi k / n)
-    split_sin: np.ndarray  # float64[n/2 + 1]: sin(2 pi k / n)
+    half: ComplexFFT  # twiddles of FFTTables(n), bitrev of n/2 points (bitrev_half)
     spec_re: np.ndarray  # float64[n/2 + 1]: bins 0..n/2 (input of an inverse, or output)
     spec_im: np.ndarray
-
-
-@numba.njit(fastmath={"contract"}, **_JIT)
-def _fft_in_place(plan: ComplexFFT) -> None:
-    """Forward DFT (e^{-2 pi i k n / N}) of plan.re + i plan.im in place, N >= 4."""
-    re, im, bitrev = plan.re, plan.im, plan.bitrev
-    n = re.shape[0]
-    for i in range(n):
-        j = bitrev[i]
-        if j > i:
-            re[i], re[j] = re[j], re[i]
-            im[i], im[j] = im[j], im[i]
-    # The stages of half-size 1 and 2 as one radix-4 pass (twiddles 1 and -i).
-    for s in range(0, n, 4):
-        sum01_re = re[s] + re[s + 1]
-        sum01_im = im[s] + im[s + 1]
-        dif01_re = re[s] - re[s + 1]
-        dif01_im = im[s] - im[s + 1]
-        sum23_re = re[s + 2] + re[s + 3]
-        sum23_im = im[s + 2] + im[s + 3]
-        dif23_re = re[s + 2] - re[s + 3]
-        dif23_im = im[s + 2] - im[s + 3]
-        re[s] = sum01_re + sum23_re
-        im[s] = sum01_im + sum23_im
-        re[s + 2] = sum01_re - sum23_re
-        im[s + 2] = sum01_im - sum23_im
-        re[s + 1] = dif01_re + dif23_im
-        im[s + 1] = dif01_im - dif23_re
-        re[s + 3] = dif01_re - dif23_im
-        im[s + 3] = dif01_im + dif23_re
-    half = 4
-    while half < n:
-        w_re = plan.twiddle_re[half - 1 : 2 * half - 1]
-        w_im = plan.twiddle_im[half - 1 : 2 * half - 1]
-        for start in range(0, n, 2 * half):
-            a_re = re[start : start + half]
-            a_im = im[start : start + half]
-            b_re = re[start + half : start + 2 * half]
-            b_im = im[start + half : start + 2 * half]
-            for k in range(half):
-                t_re = w_re[k] * b_re[k] - w_im[k] * b_im[k]
-                t_im = w_re[k] * b_im[k] + w_im[k] * b_re[k]
-                b_re[k] = a_re[k] - t_re
-                b_im[k] = a_im[k] - t_im
-                a_re[k] += t_re
-                a_im[k] += t_im
-        half *= 2
 
 
 @numba.njit(**_JIT)
@@ -147,29 +82,18 @@ def _windowed_rfft(source: np.ndarray, end: int, window: np.ndarray, plan: RealF
     """Spectrum (bins 0..n/2, into plan.spec_*) of window * source[end - len(window):end],
     zero-padded to n = 2 * len(plan.half.re)."""
     z = plan.half
-    m = z.re.shape[0]
     length = window.shape[0]
     start = end - length
-    z.re[length // 2 :] = 0.0
-    z.im[length // 2 :] = 0.0
-    for i in range(length // 2):
-        z.re[i] = window[2 * i] * source[start + 2 * i]
-        z.im[i] = window[2 * i + 1] * source[start + 2 * i + 1]
+    z.re[:] = 0.0
+    z.im[:] = 0.0
+    for i in range(length // 2):  # z[i] = x[2i] + i x[2i+1], loaded bit-reversed
+        r = z.bitrev[i]
+        z.re[r] = window[2 * i] * source[start + 2 * i]
+        z.im[r] = window[2 * i + 1] * source[start + 2 * i + 1]
     if length % 2:
-        z.re[length // 2] = window[length - 1] * source[end - 1]
-    _fft_in_place(z)
-    for k in range(m + 1):
-        a = k if k < m else 0
-        b = m - k if k > 0 else 0
-        # even part E = (Z[k] + conj Z[m-k]) / 2, odd part O = (Z[k] - conj Z[m-k]) / 2i
-        even_re = 0.5 * (z.re[a] + z.re[b])
-        even_im = 0.5 * (z.im[a] - z.im[b])
-        odd_re = 0.5 * (z.im[a] + z.im[b])
-        odd_im = -0.5 * (z.re[a] - z.re[b])
-        c = plan.split_cos[k]
-        s = plan.split_sin[k]
-        plan.spec_re[k] = even_re + c * odd_re + s * odd_im
-        plan.spec_im[k] = even_im + c * odd_im - s * odd_re
+        z.re[z.bitrev[length // 2]] = window[length - 1] * source[end - 1]
+    fft_dit(z.re, z.im, z.twiddles, -1.0)
+    split_real_spectrum(z.re, z.im, z.twiddles, plan.spec_re, plan.spec_im)
 
 
 @numba.njit(**_JIT)
@@ -177,25 +101,13 @@ def _inverse_rfft(plan: RealFFT, out: np.ndarray) -> None:
     """Real inverse DFT (with 1/n) of the Hermitian bins in plan.spec_*: n samples into out."""
     z = plan.half
     m = z.re.shape[0]
-    for k in range(m):
-        b = m - k
-        # E = (X[k] + conj X[m-k]) / 2, O = (X[k] - conj X[m-k]) e^{+2 pi i k / n} / 2;
-        # z = conj(E + i O) so that a forward FFT computes the inverse.
-        even_re = 0.5 * (plan.spec_re[k] + plan.spec_re[b])
-        even_im = 0.5 * (plan.spec_im[k] - plan.spec_im[b])
-        diff_re = 0.5 * (plan.spec_re[k] - plan.spec_re[b])
-        diff_im = 0.5 * (plan.spec_im[k] + plan.spec_im[b])
-        c = plan.split_cos[k]
-        s = plan.split_sin[k]
-        odd_re = diff_re * c - diff_im * s
-        odd_im = diff_re * s + diff_im * c
-        z.re[k] = even_re - odd_im
-        z.im[k] = -(even_im + odd_re)
-    _fft_in_place(z)
+    merge_real_spectrum(plan.spec_re, plan.spec_im, z.twiddles, z.re, z.im)
+    fft_dif(z.re, z.im, z.twiddles, 1.0)  # natural in, bit-reversed out
     scale = 1.0 / m
     for i in range(m):
-        out[2 * i] = z.re[i] * scale
-        out[2 * i + 1] = -z.im[i] * scale
+        r = z.bitrev[i]
+        out[2 * i] = z.re[r] * scale
+        out[2 * i + 1] = z.im[r] * scale
 
 
 @numba.njit(**_JIT)
@@ -217,11 +129,14 @@ def _yin_difference(
     span_len = window + tau_max + 1
     start = history.shape[0] - span_len
     n = packed.re.shape[0]
-    packed.re[:span_len] = history[start:]
-    packed.re[span_len:] = 0.0
-    packed.im[:window] = history[start + span_len - window :]
-    packed.im[window:] = 0.0
-    _fft_in_place(packed)
+    bitrev = packed.bitrev
+    packed.re[:] = 0.0
+    packed.im[:] = 0.0
+    for i in range(span_len):  # loaded bit-reversed
+        packed.re[bitrev[i]] = history[start + i]
+    for i in range(window):
+        packed.im[bitrev[i]] = history[start + span_len - window + i]
+    fft_dit(packed.re, packed.im, packed.twiddles, -1.0)
     for k in range(n // 2 + 1):
         a = k
         b = n - k if k > 0 else 0
@@ -236,7 +151,7 @@ def _yin_difference(
     for i in range(span_len):
         x = history[start + i]
         energy[i + 1] = energy[i] + x * x
-    floor = YIN_ROUNDING_FLOOR * energy[span_len]
+    floor = spec.YIN_ROUNDING_FLOOR * energy[span_len]
     now_energy = energy[span_len] - energy[span_len - window]
     d[0] = 0.0
     for tau in range(1, tau_max + 2):
@@ -260,9 +175,9 @@ def _yin(d: np.ndarray, cmnd: np.ndarray, tau_min: int, tau_max: int, sample_rat
     best = -1
     tau = tau_min
     while tau <= tau_max:
-        if cmnd[tau] < YIN_THRESHOLD:
+        if cmnd[tau] < spec.YIN_THRESHOLD:
             best = tau
-            while tau <= tau_max and cmnd[tau] < YIN_THRESHOLD:
+            while tau <= tau_max and cmnd[tau] < spec.YIN_THRESHOLD:
                 if cmnd[tau] < cmnd[best]:
                     best = tau
                 tau += 1
@@ -281,7 +196,7 @@ def _yin(d: np.ndarray, cmnd: np.ndarray, tau_min: int, tau_max: int, sample_rat
     shift = 0.0
     if curvature > 0.0:
         shift = min(1.0, max(-1.0, 0.5 * (before - after) / curvature))
-    voicing = min(1.0, max(0.0, 1.0 - cmnd[best] / (2.0 * YIN_THRESHOLD)))
+    voicing = min(1.0, max(0.0, 1.0 - cmnd[best] / (2.0 * spec.YIN_THRESHOLD)))
     return sample_rate_hz / (best + h * shift), voicing
 
 
@@ -299,24 +214,31 @@ def _ints_at(ints: np.ndarray, segment: int) -> np.ndarray:
 
 
 @numba.njit(**_JIT)
-def _complex_fft_at(floats: np.ndarray, ints: np.ndarray, first: int, bitrev: int) -> ComplexFFT:
-    return ComplexFFT(
-        _ints_at(ints, bitrev),
-        _floats_at(floats, ints, first),
-        _floats_at(floats, ints, first + 1),
-        _floats_at(floats, ints, first + 2),
-        _floats_at(floats, ints, first + 3),
-    )
+def _twiddles_at(floats: np.ndarray, ints: np.ndarray, segment: int) -> np.ndarray:
+    """The [2, n - 1] twiddle table stored flat in float segment `segment`."""
+    flat = _floats_at(floats, ints, segment)
+    return flat.reshape((2, flat.shape[0] // 2))
 
 
 @numba.njit(**_JIT)
 def _real_fft_at(floats: np.ndarray, ints: np.ndarray, first: int, bitrev: int) -> RealFFT:
-    return RealFFT(
-        _complex_fft_at(floats, ints, first, bitrev),
-        _floats_at(floats, ints, first + 4),
-        _floats_at(floats, ints, first + 5),
-        _floats_at(floats, ints, first + 6),
-        _floats_at(floats, ints, first + 7),
+    half = ComplexFFT(
+        _twiddles_at(floats, ints, first),
+        _ints_at(ints, bitrev),
+        _floats_at(floats, ints, first + 1),
+        _floats_at(floats, ints, first + 2),
+    )
+    return RealFFT(half, _floats_at(floats, ints, first + 3), _floats_at(floats, ints, first + 4))
+
+
+@numba.njit(**_JIT)
+def _packed_fft_at(floats: np.ndarray, ints: np.ndarray) -> ComplexFFT:
+    """YIN's complex FFT of span + i * window, sharing the cross-correlation's twiddles."""
+    return ComplexFFT(
+        _twiddles_at(floats, ints, _YIN_CROSS),
+        _ints_at(ints, _YIN_PACKED_BITREV),
+        _floats_at(floats, ints, _YIN_PACKED),
+        _floats_at(floats, ints, _YIN_PACKED + 1),
     )
 
 
@@ -349,7 +271,7 @@ def _compute_frame(floats: np.ndarray, ints: np.ndarray, out: np.ndarray) -> Non
         history,
         yin_window,
         tau_max,
-        _complex_fft_at(floats, ints, _YIN_PACKED, _YIN_PACKED_BITREV),
+        _packed_fft_at(floats, ints),
         _real_fft_at(floats, ints, _YIN_CROSS, _YIN_CROSS_BITREV),
         _floats_at(floats, ints, _YIN_ENERGY),
         _floats_at(floats, ints, _YIN_CORRELATION),
@@ -371,7 +293,7 @@ def _compute_frame(floats: np.ndarray, ints: np.ndarray, out: np.ndarray) -> Non
     flux = 0.0
     for k in range(previous.shape[0]):
         magnitude = np.sqrt(loudness_fft.spec_re[k] ** 2 + loudness_fft.spec_im[k] ** 2)
-        level = np.log1p(ONSET_GAMMA * magnitude * onset_scale)
+        level = np.log1p(spec.ONSET_GAMMA * magnitude * onset_scale)
         flux += max(level - previous[k], 0.0)
         previous[k] = level
     out[ONSET] = flux / previous.shape[0]
@@ -395,56 +317,48 @@ def _compute_frame(floats: np.ndarray, ints: np.ndarray, out: np.ndarray) -> Non
         history[i] = history[i + hop]
 
 
-def _complex_fft_tables(n: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(bitrev, [twiddle_re, twiddle_im, re, im]) of an n-point complex FFT, n >= 4."""
-    bits = n.bit_length() - 1
-    index = np.arange(n)
-    bitrev = np.zeros(n, dtype=np.int64)
-    for bit in range(bits):
-        bitrev |= ((index >> bit) & 1) << (bits - 1 - bit)
-    angles = np.concatenate([-np.pi * np.arange(h) / h for h in 2 ** np.arange(bits)])
-    return bitrev, [np.cos(angles), np.sin(angles), np.zeros(n), np.zeros(n)]
+def _real_fft_segments(n: int) -> tuple[FFTTables, list[np.ndarray]]:
+    """(tables, the 5 float segments) of an n-point real FFT, n >= 8."""
+    tables = FFTTables(n)
+    scratch = [np.zeros(n // 2), np.zeros(n // 2), np.zeros(n // 2 + 1), np.zeros(n // 2 + 1)]
+    return tables, [tables.twiddles.ravel(), *scratch]
 
 
-def _real_fft_tables(n: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(bitrev, 8 float segments) of an n-point real FFT, n >= 8."""
-    bitrev, half = _complex_fft_tables(n // 2)
-    angles = 2.0 * np.pi * np.arange(n // 2 + 1) / n
-    spectrum = [np.zeros(n // 2 + 1), np.zeros(n // 2 + 1)]
-    return bitrev, half + [np.cos(angles), np.sin(angles)] + spectrum
-
-
-def _pack_state(sizes: AnalysisSizes) -> tuple[np.ndarray, np.ndarray]:
+def _pack_state(sizes: spec.AnalysisSizes) -> tuple[np.ndarray, np.ndarray]:
     """The (float64, int64) buffers holding every table, scratch array and the history."""
-    yin_fft = next_pow2(sizes.yin_span)
-    packed_bitrev, packed = _complex_fft_tables(yin_fft)
-    cross_bitrev, cross = _real_fft_tables(yin_fft)
-    loudness_bitrev, loudness = _real_fft_tables(sizes.loudness_fft)
-    chroma_bitrev, chroma = _real_fft_tables(sizes.chroma_fft)
+    yin_fft = spec.next_pow2(sizes.yin_span)
+    yin_tables, cross = _real_fft_segments(yin_fft)
+    loudness_tables, loudness = _real_fft_segments(sizes.loudness_fft)
+    chroma_tables, chroma = _real_fft_segments(sizes.chroma_fft)
     float_segments = [
         np.zeros(sizes.history),
-        np.zeros(onset_bin_count(sizes)),
+        np.zeros(spec.onset_bin_count(sizes)),
         np.zeros(sizes.yin_span + 1),
         np.zeros(yin_fft),
         np.zeros(sizes.tau_max + 2),
         np.zeros(sizes.tau_max + 2),
-        hann(sizes.loudness_window),
-        loudness_bin_weights(sizes),
-        hann(sizes.chroma_window),
+        spec.hann(sizes.loudness_window),
+        spec.loudness_bin_weights(sizes),
+        spec.hann(sizes.chroma_window),
         np.array(
-            [sizes.sample_rate_hz, onset_magnitude_scale(sizes), chroma_power_scale(sizes)]
+            [
+                sizes.sample_rate_hz,
+                spec.onset_magnitude_scale(sizes),
+                spec.chroma_power_scale(sizes),
+            ]
         ),
-        *packed,
         *cross,
+        np.zeros(yin_fft),
+        np.zeros(yin_fft),
         *loudness,
         *chroma,
     ]
     int_segments = [
-        packed_bitrev,
-        cross_bitrev,
-        loudness_bitrev,
-        chroma_bitrev,
-        chroma_bin_classes(sizes),
+        yin_tables.bitrev,
+        yin_tables.bitrev_half,
+        loudness_tables.bitrev_half,
+        chroma_tables.bitrev_half,
+        spec.chroma_bin_classes(sizes),
         np.array([sizes.frame_samples, sizes.yin_window, sizes.tau_min, sizes.tau_max]),
     ]
     assert len(float_segments) == _N_FLOAT_SEGMENTS and len(int_segments) == _N_INT_SEGMENTS
@@ -466,10 +380,10 @@ class StreamingAnalyzer:
     def __init__(
         self,
         sample_rate_hz: int,
-        f0_min_hz: float = F0_MIN_HZ,
-        f0_max_hz: float = F0_MAX_HZ,
+        f0_min_hz: float = spec.F0_MIN_HZ,
+        f0_max_hz: float = spec.F0_MAX_HZ,
     ) -> None:
-        self.sizes: AnalysisSizes = analysis_sizes(sample_rate_hz, f0_min_hz, f0_max_hz)
+        self.sizes = spec.analysis_sizes(sample_rate_hz, f0_min_hz, f0_max_hz)
         self.sample_rate_hz = sample_rate_hz
         self.frame_samples = self.sizes.frame_samples
         self._floats, self._ints = _pack_state(self.sizes)

@@ -22,6 +22,7 @@ from engine.synth.ramp import (
     ControlRamp,
     ramp_advance,
     ramp_current,
+    ramp_glide,
     ramp_retarget,
     ramp_weight,
 )
@@ -69,9 +70,7 @@ def _retarget(
     f0_start = f0_target if silent or f0_now <= 0.0 else f0_now
     ramp_retarget(values, c, frame_samples, _F0, f0_start, f0_target)
     for h in range(1, n_harmonics + 1):
-        target = amplitudes[h - 1] if voiced else 0.0
-        now = ramp_current(values, c, frame_samples, h)
-        ramp_retarget(values, c, frame_samples, h, now, target)
+        ramp_glide(values, c, frame_samples, h, amplitudes[h - 1] if voiced else 0.0)
     counter[0] = 0
 
 

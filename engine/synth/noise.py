@@ -36,14 +36,13 @@ import math
 import numba
 import numpy as np
 
-from engine.synth.fft import FFTTables, fft_dif, fft_dit, split_real_spectrum
+from engine.fft import FFTTables, fft_dif, fft_dit, split_real_spectrum
 from engine.synth.ramp import (
     CHANGE,
     START,
     ControlRamp,
     ramp_advance,
-    ramp_current,
-    ramp_retarget,
+    ramp_glide,
     ramp_weight,
 )
 from engine.synth.rng import rng_state, rng_uniform
@@ -240,8 +239,7 @@ def _retarget(
     """Start ramps from the current magnitudes to `targets`."""
     c = counter[0]
     for band in range(targets.shape[0]):
-        now = ramp_current(values, c, frame_samples, band)
-        ramp_retarget(values, c, frame_samples, band, now, targets[band])
+        ramp_glide(values, c, frame_samples, band, targets[band])
     counter[0] = 0
 
 

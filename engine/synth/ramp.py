@@ -61,6 +61,15 @@ def ramp_retarget(
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def ramp_glide(
+    values: np.ndarray, counter: int, frame_samples: int, index: int, target: float
+) -> None:
+    """Point control `index` from where it is now (`ramp_current`) towards `target`."""
+    start = ramp_current(values, counter, frame_samples, index)
+    ramp_retarget(values, counter, frame_samples, index, start, target)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def ramp_advance(counter: int, samples: int, frame_samples: int) -> int:
     """The counter after `samples` more samples (saturates at `frame_samples`)."""
     return min(counter + samples, frame_samples)

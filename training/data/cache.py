@@ -136,7 +136,7 @@ def _build(item: SongItem, settings: FeatureSettings) -> Record:
     }
     (folder / INDEX_NAME).write_text(json.dumps(index, indent=1))
     return {
-        "content_hash": digest, "duration_s": duration_s, "sample_rate_hz": rate_hz, "stems": stems_out,
+        "content_hash": digest, "duration_s": duration_s, "analysed_s": sum(len(x) for x in signals.values()) / settings.sample_rate_hz, "sample_rate_hz": rate_hz, "stems": stems_out,
         "feature_version": FEATURE_VERSION, "feature_rate_hz": settings.sample_rate_hz,
         "features_dir": folder.relative_to(settings.cache_dir).as_posix(), "stamp": file_stamp(item.audio_paths),
     }

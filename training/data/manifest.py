@@ -51,7 +51,7 @@ class Manifest:
                         continue
                     self.records[record["song_id"]] = record
 
-    def update(self, song_id: str, **fields: Any) -> Record:
+    def update(self, song_id: str, /, **fields: Any) -> Record:
         """Merge `fields` into the song's record and append it to the journal (flushed, fsynced)."""
         record = {**self.records.get(song_id, {}), **fields, "song_id": song_id}
         self.records[song_id] = record

@@ -43,13 +43,15 @@ class RunOptions:
 
 @dataclass
 class StageReport:
-    """What one stage did. `audio_s` counts mix seconds made in this run; `busy_s` the tasks' time."""
+    """What one stage did: `audio_s` mix seconds made in this run, `analysed_s` seconds of audio
+    analysed (every stem and the mix), `busy_s` the tasks' summed time."""
 
     label: str
     planned: int
     reused: int
     ran: int = 0
     audio_s: float = 0.0
+    analysed_s: float = 0.0
     busy_s: float = 0.0
     wall_s: float = 0.0
     workers: int = 0
@@ -59,9 +61,9 @@ class StageReport:
     worker_ids: set[Any] = field(default_factory=set)
     records: list[Record] = field(default_factory=list)
 
-    def throughput(self) -> float:
-        """Audio seconds made per second of task time, i.e. per busy core."""
-        return self.audio_s / self.busy_s if self.busy_s > 0 else 0.0
+    def throughput(self, analysed: bool = False) -> float:
+        """Mix (or with `analysed`, all analysed) audio seconds per second of task time: per busy core."""
+        return (self.analysed_s if analysed else self.audio_s) / self.busy_s if self.busy_s > 0 else 0.0
 
     def lines(self) -> list[str]:
         """A short human summary, one skip reason a line (a dry run's plan instead)."""
@@ -70,7 +72,8 @@ class StageReport:
         head = (
             f"{self.label}: {self.ran} done, {self.reused} already current, {len(self.skipped)} skipped; "
             f"{self.audio_s / 3600:.3f} h audio in {self.wall_s:.1f} s on {self.workers} workers "
-            f"({self.throughput():.1f} audio s per s per core)"
+            f"({self.throughput():.1f} mix s per s per core"
+            + (f", {self.throughput(True):.1f} analysed s per s per core)" if self.analysed_s else ")")
         )
         return [head] + [f"  skipped {s.song_id}: {s.reason}" for s in self.skipped]
 
@@ -94,7 +97,7 @@ def run_stage(
     """Run `task` over `jobs`, recording each result in `manifest`, until done, out of disk,
     or `budget_s` seconds of audio (mix duration) were made in this run."""
     started = time.perf_counter()
-    progress = Progress(report.label, report.planned - report.reused, stream)
+    progress = Progress(report.label, report.planned - report.reused, stream, budget_s)
 
     def should_stop() -> bool:
         if budget_s is not None and report.audio_s >= budget_s:
@@ -114,6 +117,7 @@ def run_stage(
             if record["status"] == "ok":
                 report.ran += 1
                 report.audio_s += record["duration_s"]
+                report.analysed_s += record.get("analysed_s", 0.0)
             else:
                 report.skipped.append(Skip(record["song_id"], record["reason"]))
             progress.advance(record.get("duration_s", 0.0), skipped=record["status"] != "ok")

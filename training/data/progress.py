@@ -13,11 +13,12 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Counts finished items out of `total`; redraws at most every 0.2 s on a terminal,
+    """Counts finished items out of `total` (or audio seconds out of `budget_s`, when that comes
+    first); redraws at most every 0.2 s on a terminal,
     and prints a plain line every 10 % of the items elsewhere (logs, CI)."""
 
-    def __init__(self, label: str, total: int, stream: TextIO = sys.stderr) -> None:
-        self.label, self.total, self.stream = label, max(total, 1), stream
+    def __init__(self, label: str, total: int, stream: TextIO = sys.stderr, budget_s: float | None = None) -> None:
+        self.label, self.total, self.stream, self.budget_s = label, max(total, 1), stream, budget_s
         self.done = self.skipped = 0
         self.audio_s = 0.0
         self._started = self._drawn = time.monotonic()
@@ -29,7 +30,7 @@ class Progress:
         self.done += 1
         self.skipped += skipped
         self.audio_s += audio_s
-        now, final = time.monotonic(), self.done >= self.total
+        now, final = time.monotonic(), self.fraction() >= 1.0
         if self._tty and (final or now - self._drawn >= 0.2):
             self._drawn = now
             self.stream.write("\r" + self.line())
@@ -38,9 +39,13 @@ class Progress:
             self.stream.write(self.line() + "\n")
         self.stream.flush()
 
+    def fraction(self) -> float:
+        by_audio = self.audio_s / self.budget_s if self.budget_s else 0.0
+        return min(1.0, max(self.done / self.total, by_audio))
+
     def line(self) -> str:
         elapsed = time.monotonic() - self._started
-        fraction = min(1.0, self.done / self.total)
+        fraction = self.fraction()
         eta = elapsed / fraction * (1 - fraction) if fraction > 0 else 0.0
         bar = "#" * int(24 * fraction) + "-" * (24 - int(24 * fraction))
         return (

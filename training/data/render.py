@@ -38,7 +38,7 @@ from training.data.manifest import Record, content_hash
 from training.data.scores import PartPlan, arrange, parse_score
 
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-MAX_MIDI_S = 1200.0  # longer than any score in the corpus: a longer MIDI has a broken tempo map
+MAX_MIDI_S = 2400.0  # 40 min: longer than any score in the corpus, so a longer MIDI has a broken tempo map
 TAIL_S = 1.0  # silence after the last note-off, for release tails
 MIX_PEAK = 0.5  # -6 dBFS
 TICKS_PER_BEAT = 960

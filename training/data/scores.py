@@ -75,16 +75,32 @@ def parse_score(path: Path, number: int | None = None):
     return parsed
 
 
+def _part_line(part) -> Line:
+    """A part's notes with tied notes merged (music21's stripTies is ~40x slower on a quartet)."""
+    rows: Line = []
+    tied: dict[int, int] = {}  # pitch: index in rows of the note a tie continues
+    for element in part.flatten().notes:
+        duration = float(element.quarterLength)
+        if duration <= 0:  # grace notes
+            continue
+        for note in element.notes if element.isChord else (element,):
+            pitch, tie = int(note.pitch.midi), note.tie.type if note.tie is not None else None
+            if tie in ("continue", "stop") and pitch in tied:
+                onset, length, _ = rows[tied[pitch]]
+                rows[tied[pitch]] = (onset, float(element.offset) + duration - onset, pitch)
+            else:
+                rows.append((float(element.offset), duration, pitch))
+                tied[pitch] = len(rows) - 1
+            if tie not in ("start", "continue"):
+                tied.pop(pitch, None)
+    return rows
+
+
 def score_lines(score) -> list[tuple[str, Line]]:
     """(part name, notes) of every part with notes, ties merged, chords split into notes."""
     lines = []
     for index, part in enumerate(score.parts):
-        rows: Line = []
-        for element in part.stripTies().flatten().notes:
-            duration = float(element.quarterLength)
-            if duration <= 0:  # grace notes
-                continue
-            rows += [(float(element.offset), duration, int(p.midi)) for p in element.pitches]
+        rows = _part_line(part)
         if rows:
             lines.append((str(part.partName or f"part{index + 1}"), rows))
     return lines

@@ -1,5 +1,8 @@
 """In-place radix-2 FFTs for numba kernels (numba has no np.fft), allocation-free.
 
+The one FFT of the engine: the live feature analyser (`engine.features.streaming`) and the
+synthesis core (`engine.synth.noise`) both build on these kernels.
+
 Data live in two float64 arrays (real, imaginary parts) so the butterflies vectorise. The
 decimation-in-time transform takes its input in bit-reversed order and returns natural order;
 the decimation-in-frequency one takes natural order and returns bit-reversed order, so a
@@ -133,6 +136,7 @@ def split_real_spectrum(
     """Spectrum X[0..n/2] of a real n-point signal x from Z = fft_dit of z[m] = x[2m] + i x[2m+1].
 
     `re`, `im` hold Z (n/2 points, natural order); `twiddles` come from FFTTables(n) or larger.
+    `out_re`, `out_im` take n/2 + 1 bins.
     """
     half = re.shape[0]
     wr = twiddles[0, half - 1 : 2 * half - 1]  # cos(2*pi*k/n)
@@ -148,3 +152,26 @@ def split_real_spectrum(
         orr, oi = 0.5 * (zi - ci), -0.5 * (zr - cr)  # spectrum of the odd samples
         out_re[k] = er + wr[k] * orr + ws[k] * oi  # even + exp(-2i*pi*k/n) * odd
         out_im[k] = ei + wr[k] * oi - ws[k] * orr
+
+
+@numba.njit(nogil=True, cache=True)
+def merge_real_spectrum(
+    spec_re: np.ndarray, spec_im: np.ndarray, twiddles: np.ndarray, re: np.ndarray, im: np.ndarray
+) -> None:
+    """The inverse of `split_real_spectrum`: Z (n/2 points, natural order) from bins X[0..n/2].
+
+    X is the spectrum of a real n-point signal x; the inverse transform (sign +1, unscaled) of
+    Z is n/2 * z, z[m] = x[2m] + i x[2m+1]. `twiddles` come from FFTTables(n) or larger.
+    """
+    half = re.shape[0]
+    wr = twiddles[0, half - 1 : 2 * half - 1]  # cos(2*pi*k/n)
+    ws = twiddles[1, half - 1 : 2 * half - 1]  # sin(2*pi*k/n)
+    for k in range(half):
+        ar, ai = spec_re[k], spec_im[k]
+        br, bi = spec_re[half - k], spec_im[half - k]
+        er, ei = 0.5 * (ar + br), 0.5 * (ai - bi)  # (X[k] + conj X[n/2 - k]) / 2
+        dr, di = 0.5 * (ar - br), 0.5 * (ai + bi)  # (X[k] - conj X[n/2 - k]) / 2
+        orr = dr * wr[k] - di * ws[k]  # odd = that * exp(2i*pi*k/n)
+        oi = dr * ws[k] + di * wr[k]
+        re[k] = er - oi  # Z = even + i * odd
+        im[k] = ei + orr
