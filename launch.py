@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = commands.add_parser("devices", help="list audio devices (like sounddevice -l)")
     devices.set_defaults(run=_cmd_devices)
+
+    from training.data.cli import add_prepare_data_parser
+
+    add_prepare_data_parser(commands)
     return parser
 
 

@@ -1,7 +1,9 @@
 """`launch.py prepare-data {render,features}`: the argparse side of training/data.
 
 `add_prepare_data_parser(subparsers)` registers the subcommand and sets `run=callable(args)`;
-problems a user can fix are raised as TuttiError (one line, exit code 2 in launch.py).
+problems a user can fix are raised as TuttiError (one line, exit code 2 in launch.py). Building
+the parser imports only the standard library, numpy and engine.errors, so launch.py can
+register it on an install without the training requirements.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from pathlib import Path
 
 from engine.errors import TuttiError
 from training.data.executors import EXECUTORS
-from training.data.loaders import LOADERS
-from training.data.render import DEFAULT_SOUNDFONT, MAX_MIDI_S
+from training.data.items import DATASETS
 
 TRAINING_RATES_HZ = (16000, 24000)
 
@@ -51,7 +52,8 @@ def _cmd_render(args: argparse.Namespace) -> None:
     from training.data.manifest import Manifest
     from training.data.render import RenderSettings
 
-    settings = RenderSettings(args.out, args.sample_rate, args.seed, args.soundfont, args.max_midi_s)
+    given = {"soundfont": args.soundfont, "max_midi_s": args.max_midi_s}
+    settings = RenderSettings(args.out, args.sample_rate, args.seed, **{k: v for k, v in given.items() if v is not None})
     reports = [prepare_render(settings, _options(args, args.max_hours))]
     if not args.no_features and not reports[0].stop_reason and not args.dry_run:
         features = FeatureSettings(args.out / "features", args.sample_rate)
@@ -89,8 +91,8 @@ def add_prepare_data_parser(subparsers: argparse._SubParsersAction) -> argparse.
     )
     render.add_argument("--out", type=Path, required=True, metavar="DIR", help="corpus folder (created; reused when resuming)")
     render.add_argument("--seed", type=int, default=0, help="seed of instrument choice and humanisation")
-    render.add_argument("--soundfont", type=Path, default=DEFAULT_SOUNDFONT, metavar="SF2", help="General MIDI soundfont (MIT-licensed FluidR3_GM)")
-    render.add_argument("--max-midi-s", type=float, default=MAX_MIDI_S, metavar="S", help="skip a score whose MIDI lasts longer")
+    render.add_argument("--soundfont", type=Path, default=None, metavar="SF2", help="General MIDI soundfont (default: /usr/share/sounds/sf2/FluidR3_GM.sf2, MIT licensed)")
+    render.add_argument("--max-midi-s", type=float, default=None, metavar="S", help="skip a score whose MIDI lasts longer (default: 2400)")
     render.add_argument("--no-features", action="store_true", help="render only, do not extract features")
     _add_run_options(render)
     render.set_defaults(run=_cmd_render)
@@ -102,7 +104,7 @@ def add_prepare_data_parser(subparsers: argparse._SubParsersAction) -> argparse.
         "its manifest.jsonl. Songs already cached at this feature version are not touched.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    features.add_argument("--dataset", choices=sorted(LOADERS), required=True, help="the layout of --root")
+    features.add_argument("--dataset", choices=DATASETS, required=True, help="the layout of --root")
     features.add_argument("--root", type=Path, required=True, metavar="DIR", help="the dataset folder")
     features.add_argument("--out", type=Path, default=None, metavar="DIR", help="cache folder (default ROOT/features)")
     _add_run_options(features)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+DATASETS = ("slakh", "babyslakh", "tutti", "lsx", "urmp", "essen")  # layouts training/data/loaders reads
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 # One row per note: onset and offset in seconds, MIDI pitch (drum key on the drum channel), velocity.

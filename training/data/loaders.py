@@ -22,7 +22,7 @@ import yaml
 
 from engine.errors import TuttiError
 from training.data import gm
-from training.data.items import Skip, SongItem, Stem, split_for
+from training.data.items import DATASETS, Skip, SongItem, Stem, split_for
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 SLAKH_SPLIT_DIRS = {"train": "train", "validation": "val", "test": "test"}
@@ -188,6 +188,8 @@ LOADERS: dict[str, Callable[[Path], LoadResult]] = {
     "urmp": load_urmp,
     "essen": load_essen,
 }
+
+assert tuple(LOADERS) == DATASETS
 
 
 def load_dataset(name: str, root: Path) -> LoadResult:
