@@ -193,3 +193,22 @@ def test_panic_from_the_terminal_silences_the_ensemble(named_jack_server, tmp_pa
     before, after = _rms_db(mix[int(1.0 * 48000):int(2.0 * 48000)]), _rms_db(mix[-int(1.5 * 48000):])
     print(f"mix before {before:.1f} dB, after panic {after:.1f} dB")
     assert before > -40 and after < -90
+
+
+@pytest.mark.parametrize(
+    "arguments, named",
+    [
+        (["--midi", "no-such-knobs"], "no-such-knobs"),
+        (["--samplerate", "96000"], "96000"),
+        (["--record", "/proc/tutti-take"], "/proc"),
+        (["--blocksize", "5000"], "5000"),
+    ],
+    ids=["midi-port", "sample-rate", "record-folder", "block-size"],
+)
+def test_live_bad_input_gives_one_line_errors(named_jack_server, arguments, named) -> None:
+    name, _ = named_jack_server
+    result = launch("live", "--input-file", DEMO_PATH, "--duration", "1", *arguments, env=server_env(name))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert named in lines[0]
