@@ -9,16 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, action="append", default=[], metavar="FILE",
-        help="TOML overlay on the shipped defaults (repeatable, applied in order)",
-    )
-    parser.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
-        help="override one config value, e.g. --set voices.bass.gain_db=-6 (repeatable)",
-    )
+from engine.config.cli import add_config_options as _add_config_options
+from engine.config.cli import resolve_config
 
 
 def _add_block_option(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +21,8 @@ def _add_block_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _resolve_config(args: argparse.Namespace):
-    from engine.config import load_config
-
-    sets = list(args.sets)
-    if getattr(args, "blocksize", None) is not None:
-        sets.append(f"engine.block_samples={args.blocksize}")
-    return load_config(args.config, sets)
+    blocksize = getattr(args, "blocksize", None)
+    return resolve_config(args, *([f"engine.block_samples={blocksize}"] if blocksize is not None else []))
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
@@ -90,6 +78,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
 def _cmd_devices(args: argparse.Namespace) -> None:
     from realtime.devices import list_devices
 
+    _resolve_config(args)  # checks --config/--set like every subcommand
     print(list_devices())
 
 
@@ -143,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.set_defaults(run=_cmd_live)
 
     devices = commands.add_parser("devices", help="list audio devices (like sounddevice -l)")
+    _add_config_options(devices)
     devices.set_defaults(run=_cmd_devices)
 
     from training.data.cli import add_prepare_data_parser

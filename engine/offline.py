@@ -28,7 +28,8 @@ from engine.rates import CONTROL_RATE_HZ, frame_samples
 def analyze_file(input_path: Path, out_csv: Path, config: TuttiConfig) -> int:
     """Write one CSV row per 4 ms frame: time_s, f0_hz, voicing, loudness_db, onset.
 
-    time_s is the time of the frame's last input sample; f0_hz is 0 on unvoiced frames.
+    time_s is the time of the frame's last input sample; f0_hz is 0 on unvoiced frames. The
+    resolved config goes beside it (FEATURES.config.toml).
     Returns the number of frames written.
     """
     sample_rate_hz = config.engine.sample_rate_hz
@@ -52,6 +53,7 @@ def analyze_file(input_path: Path, out_csv: Path, config: TuttiConfig) -> int:
         tmp.write("time_s,f0_hz,voicing,loudness_db,onset\n")
         np.savetxt(tmp, table, fmt=["%.6f", "%.3f", "%.4f", "%.3f", "%.6f"], delimiter=",")
     os.replace(tmp.name, out_csv)
+    out_csv.with_suffix(".config.toml").write_text(config_to_toml(config), encoding="utf-8")
     return len(table)
 
 

@@ -86,6 +86,7 @@ def test_analyze_writes_one_row_per_frame(stereo_44k, tmp_path) -> None:
     assert table[0, 0] == pytest.approx(191 / 48000, abs=1e-6)
     voiced = table[:, 2] >= 0.5
     assert np.all(table[~voiced, 1] == 0) and np.all(table[voiced, 1] > 0)
+    assert load_config([out.with_suffix(".config.toml")]) == load_config()
 
 
 def test_devices_lists_the_jack_server(jack_server) -> None:
@@ -145,7 +146,11 @@ def test_non_empty_output_needs_force_and_is_left_intact(stereo_44k, tmp_path) -
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".taken")]  # no staging left
 
 
-def test_every_subcommand_has_help() -> None:
-    for command in ("analyze", "perform", "devices"):
+def test_every_subcommand_has_help_and_checks_the_config() -> None:
+    for command in ("analyze", "perform", "live", "devices", "prepare-data"):
         result = run_launch(command, "--help", timeout=60)
         assert result.returncode == 0 and "usage" in result.stdout
+    _assert_one_line_error(run_launch("devices", "--set", "engine.nope=1", timeout=60), "engine.nope")
+    _assert_one_line_error(
+        run_launch("prepare-data", "render", "--out", "/tmp/unused", "--dry-run", "--set", "x.y=1", timeout=60), "x"
+    )

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from engine.config import config_to_toml
+from engine.config.cli import add_config_options, resolve_config
 from engine.errors import TuttiError
 from training.data.executors import EXECUTORS
 from training.data.items import DATASETS
@@ -28,6 +30,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="join a running Dask scheduler or Ray cluster instead of starting one")
     parser.add_argument("--min-free-gb", type=float, default=1.0, metavar="GB", help="stop cleanly (resumable) below this much free disk")
     parser.add_argument("--dry-run", action="store_true", help="say what would be done, write nothing")
+    add_config_options(parser)
+
+
+def _record_config(args: argparse.Namespace, folder: Path) -> None:
+    """Check --config/--set and keep the resolved config beside the output."""
+    config = resolve_config(args)
+    if not args.dry_run:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
 
 
 def _options(args: argparse.Namespace, max_hours: float | None):
@@ -52,6 +63,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
     from training.data.manifest import Manifest
     from training.data.render import RenderSettings
 
+    _record_config(args, args.out)
     given = {"soundfont": args.soundfont, "max_midi_s": args.max_midi_s}
     settings = RenderSettings(args.out, args.sample_rate, args.seed, **{k: v for k, v in given.items() if v is not None})
     reports = [prepare_render(settings, _options(args, args.max_hours))]
@@ -70,6 +82,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
     from training.data.prepare import prepare_features
 
     out = args.out or (args.root / "features")
+    _record_config(args, out)
     _finish([prepare_features(args.dataset, args.root, FeatureSettings(out, args.sample_rate), _options(args, args.max_hours))])
 
 
