@@ -90,27 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
-    analyze = commands.add_parser(
-        "analyze", help="write the causal analysis of a file as CSV",
-        description="Write one CSV row per 4 ms frame: time_s, f0_hz, voicing, loudness_db, onset.",
-    )
-    analyze.add_argument("input", type=Path, metavar="INPUT", help="audio file (any rate, any channels)")
-    analyze.add_argument("--out", type=Path, required=True, metavar="FEATURES.csv")
-    _add_block_option(analyze)
-    _add_config_options(analyze)
-    analyze.set_defaults(run=_cmd_analyze)
-
-    perform = commands.add_parser(
-        "perform", help="play a file through the ensemble offline",
-        description="Render INPUT through the ensemble: DIR/input.wav, mix.wav, one WAV per voice, "
-        "config.toml and session.json (48 kHz float32, all the same length).",
-    )
-    perform.add_argument("input", type=Path, metavar="INPUT", help="audio file (any rate, any channels)")
-    perform.add_argument("--out", type=Path, required=True, metavar="DIR")
-    perform.add_argument("--force", action="store_true", help="replace a non-empty DIR")
-    _add_block_option(perform)
-    _add_config_options(perform)
-    perform.set_defaults(run=_cmd_perform)
+    for name, help_text, description, out_metavar, run in (
+        ("analyze", "write the causal analysis of a file as CSV",
+         "Write one CSV row per 4 ms frame: time_s, f0_hz, voicing, loudness_db, onset.",
+         "FEATURES.csv", _cmd_analyze),
+        ("perform", "play a file through the ensemble offline",
+         "Render INPUT through the ensemble: DIR/input.wav, mix.wav, one WAV per voice, "
+         "config.toml and session.json (48 kHz float32, all the same length).",
+         "DIR", _cmd_perform),
+    ):
+        offline = commands.add_parser(name, help=help_text, description=description)
+        offline.add_argument("input", type=Path, metavar="INPUT", help="audio file (any rate, any channels)")
+        offline.add_argument("--out", type=Path, required=True, metavar=out_metavar)
+        if name == "perform":
+            offline.add_argument("--force", action="store_true", help="replace a non-empty DIR")
+        _add_block_option(offline)
+        _add_config_options(offline)
+        offline.set_defaults(run=run)
 
     live = commands.add_parser(
         "live", help="play along live through an audio device",

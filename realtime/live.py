@@ -29,11 +29,11 @@ from engine.features.frames import FEATURE_VERSION
 from engine.features.latency import measure_pitch_settle_ms
 from engine.latency import measure_onset_latency_samples
 from engine.offline import perform_file, prepare_output_dir
+from engine.parameters import LiveParameters
 from engine.processor import BlockProcessor
 from realtime.console import Console
 from realtime.copying import copy_from_file, copy_input_column, copy_mix_out
 from realtime.devices import NO_DEVICE_HINT, DuplexDevice, duplex_devices, resolve_device
-from engine.parameters import LiveParameters
 from realtime.midi import MidiController
 from realtime.recorder import SessionRecorder
 from realtime.round_trip import ClickProbe, jack_ports, measure_with_loopback
@@ -235,32 +235,13 @@ class LiveSession:
             while True:
                 time.sleep(0.02)
                 now = time.perf_counter()
-                elapsed = now - started
-                if options.duration_s is not None and elapsed >= options.duration_s:
-                    self.stop_reason = f"duration {options.duration_s:g} s reached"
-                    break
-                if self._stop_requested:
-                    self.stop_reason = "stopped from the terminal"
-                    break
-                if self.file_finished and options.duration_s is None:
-                    self.stop_reason = "input file finished"
-                    break
-                arrival = self.telemetry.last_arrival_s
-                reference = arrival if arrival > 0 else started
-                if now - reference > watchdog_s and elapsed > 1.0:
-                    self.device_lost = True
-                    self.stop_reason = (
-                        f"audio device {self.device.name!r} stopped delivering audio "
-                        f"({now - reference:.1f} s without a callback)"
-                    )
-                    break
-                if self.recorder is not None and self.recorder.error:
-                    self.stop_reason = self.recorder.error
+                self.stop_reason = self._reason_to_stop(now, started, watchdog_s)
+                if self.stop_reason:
                     break
                 if options.print_telemetry and now - last_print >= TELEMETRY_PRINT_S:
                     last_print = now
                     print(self.status_line(), flush=True)
-                if now - started > 1.0 and int(elapsed * 50) % 100 == 0:
+                if now - started > 1.0 and int((now - started) * 50) % 100 == 0:
                     gc.collect(0)  # young-generation collection on this thread, never the audio thread
         except KeyboardInterrupt:
             self.stop_reason = "stopped by Ctrl-C"
@@ -275,6 +256,24 @@ class LiveSession:
             if self.midi is not None:
                 self.midi.close()
             self.recording_summary = self.recorder.stop() if self.recorder is not None else None
+
+    def _reason_to_stop(self, now: float, started: float, watchdog_s: float) -> str:
+        """Why the take should end now, or "" to go on."""
+        elapsed = now - started
+        if self.options.duration_s is not None and elapsed >= self.options.duration_s:
+            return f"duration {self.options.duration_s:g} s reached"
+        if self._stop_requested:
+            return "stopped from the terminal"
+        if self.file_finished and self.options.duration_s is None:
+            return "input file finished"
+        arrival = self.telemetry.last_arrival_s
+        silent_s = now - (arrival if arrival > 0 else started)
+        if silent_s > watchdog_s and elapsed > 1.0:
+            self.device_lost = True
+            return f"audio device {self.device.name!r} stopped delivering audio ({silent_s:.1f} s without a callback)"
+        if self.recorder is not None and self.recorder.error:
+            return self.recorder.error
+        return ""
 
     def request_stop(self) -> None:
         """End the take at the main loop's next check (any thread)."""
