@@ -6,15 +6,13 @@ import io
 import os
 from pathlib import Path
 
+import distributed  # noqa: F401  (pinned in requirements-train.txt: a missing engine fails, never skips)
 import numpy as np
-import pytest
 
 from tests import fixtures_data as fx
 from training.data.cache import FeatureSettings, song_folder
 from training.data.executors import LocalPool, run_jobs
 from training.data.prepare import RunOptions, prepare_features
-
-pytest.importorskip("distributed", reason="Dask is pinned in requirements-train.txt: pip install -r requirements-train.txt")
 
 COMPARED = ("status", "content_hash", "duration_s", "sample_rate_hz", "stems", "split", "feature_version")
 
