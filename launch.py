@@ -77,9 +77,11 @@ def _cmd_live(args: argparse.Namespace) -> None:
 
 def _cmd_devices(args: argparse.Namespace) -> None:
     from realtime.devices import list_devices
+    from realtime.midi import list_midi_inputs
 
     _resolve_config(args)  # checks --config/--set like every subcommand
     print(list_devices())
+    print(list_midi_inputs())
 
 
 def build_parser() -> argparse.ArgumentParser:

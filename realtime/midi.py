@@ -55,6 +55,15 @@ def list_input_ports(api: int = DEFAULT_API) -> list[str]:
         probe.delete()
 
 
+def list_midi_inputs(api: int = DEFAULT_API) -> str:
+    """A line for `launch.py devices`: the MIDI inputs `--midi` and bindings can name."""
+    try:
+        ports = list_input_ports(api)
+    except TuttiError as err:
+        return f"MIDI inputs: none ({err})"
+    return "MIDI inputs: " + _listing(ports)
+
+
 def _listing(ports: Iterable[str]) -> str:
     names = ", ".join(f"'{port}'" for port in ports)
     return names or "none (no MIDI device or MIDI app is running)"
@@ -238,6 +247,12 @@ class MidiController:
                 self._inputs[name] = midi_in
                 self._listening.add(name)
         return name
+
+    def available_ports(self) -> list[str]:
+        """The MIDI input ports the system lists now (through this controller's own probe client,
+        so polling does not create and destroy JACK clients)."""
+        with self._ports_lock:
+            return self._probe.get_ports()
 
     def poll_ports(self) -> None:
         """Close bound or connected ports that disappeared and re-open those that returned,

@@ -29,7 +29,7 @@ def _wait_for(condition: Callable[[], object], timeout_s: float = 1.0) -> float:
     while not condition():
         if time.perf_counter() - start > timeout_s:
             pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(0.0002)
+        time.sleep(0.001)
     return time.perf_counter() - start
 
 
@@ -58,6 +58,15 @@ def sender(jack_server) -> Iterator[Sender]:
 
 
 @pytest.fixture
+def probe(jack_server) -> Iterator[rtmidi.MidiIn]:
+    """One JACK client that lists ports for a whole test: polling with a new client per look
+    (hundreds a second) wedged the JACK server on a loaded machine."""
+    client = rtmidi.MidiIn(JACK, name=_unique("tprobe"))
+    yield client
+    client.delete()
+
+
+@pytest.fixture
 def parameters() -> LiveParameters:
     return LiveParameters(("bass", "organ"), np.zeros((2, 4)), np.array([1.0, 0.0]))
 
@@ -70,7 +79,7 @@ def controller(jack_server, parameters) -> Iterator[MidiController]:
 
 def _connect(controller: MidiController, sender: Sender) -> str:
     """Connect by a substring of the sender's name once JACK lists its port."""
-    _wait_for(lambda: sender.name in list_input_ports(JACK))
+    _wait_for(lambda: sender.name in controller.available_ports())
     port = controller.connect(sender.client[-8:].upper())
     assert port == sender.name
     return port
@@ -179,7 +188,8 @@ def test_bindings_round_trip_and_reject_bad_values():
 
 
 def test_missing_and_ambiguous_ports_name_the_candidates(controller, sender, parameters):
-    _wait_for(lambda: sender.name in list_input_ports(JACK))
+    _wait_for(lambda: sender.name in controller.available_ports())
+    assert sender.name in list_input_ports(JACK)  # the one-shot listing `devices` prints
     with pytest.raises(TuttiError) as missing:
         controller.connect("no-such-port-xyz")
     assert "MIDI port 'no-such-port-xyz' does not exist: available ports are" in str(missing.value)
@@ -187,7 +197,7 @@ def test_missing_and_ambiguous_ports_name_the_candidates(controller, sender, par
 
     twin = Sender(sender.client + "-twin")
     try:
-        _wait_for(lambda: twin.name in list_input_ports(JACK))
+        _wait_for(lambda: twin.name in controller.available_ports())
         with pytest.raises(TuttiError, match="is ambiguous") as ambiguous:
             controller.connect(sender.client)
         assert f"'{sender.name}'" in str(ambiguous.value) and f"'{twin.name}'" in str(ambiguous.value)
@@ -198,10 +208,10 @@ def test_missing_and_ambiguous_ports_name_the_candidates(controller, sender, par
         controller.bind(MidiBinding(sender.name, "cc", 0, 1, "voices.cello.gain_db"))
 
 
-def test_vanished_port_is_reported_and_rebound(jack_server, parameters):
+def test_vanished_port_is_reported_and_rebound(jack_server, parameters, probe):
     client = _unique("tsend")
     sender = Sender(client)
-    _wait_for(lambda: sender.name in list_input_ports(JACK))
+    _wait_for(lambda: sender.name in probe.get_ports())
     binding = MidiBinding(sender.name, "cc", 0, 1, "voices.organ.gain_db")
     with MidiController(parameters, [binding], api=JACK, client_name=_unique("tutti")) as controller:
         controller.start_watch(interval_s=0.02)
@@ -258,10 +268,10 @@ def test_no_jack_server_is_a_user_error(jack_server, monkeypatch):
         list_input_ports(JACK)
 
 
-def test_ports_open_and_close_under_heavy_traffic(jack_server, sender, parameters):
+def test_ports_open_and_close_under_heavy_traffic(jack_server, sender, parameters, probe):
     """Opening and closing ports while messages flow must neither crash nor hang (it did both
     with rtmidi callbacks on the JACK thread, which is why the controller polls)."""
-    _wait_for(lambda: sender.name in list_input_ports(JACK))
+    _wait_for(lambda: sender.name in probe.get_ports())
     stop = threading.Event()
 
     def stream() -> None:
