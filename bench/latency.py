@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.jack import private_jack_server  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.features.latency import measure_pitch_settle_ms  # noqa: E402
-from engine.latency import ONSET_THRESHOLD_DB  # noqa: E402
+from engine.latency import ONSET_THRESHOLD_DB, causal_rms  # noqa: E402
 from realtime.devices import resolve_device  # noqa: E402
 from realtime.live import LiveOptions, LiveSession  # noqa: E402
 
@@ -47,9 +47,7 @@ def note_file(path: Path) -> list[int]:
 
 
 def onset_latencies_ms(mix: np.ndarray, onsets: list[int]) -> list[float]:
-    window = SR // 1000
-    power = np.cumsum(np.concatenate([np.zeros(window), (mix.astype(np.float64) ** 2).sum(axis=1)]))
-    envelope = np.sqrt(np.maximum(power[window:] - power[:-window], 0) / window)
+    envelope = causal_rms(mix, SR // 1000)
     result = []
     for onset in onsets:
         steady = np.median(envelope[onset + int(0.2 * SR): onset + int(0.5 * SR)])

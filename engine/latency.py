@@ -20,7 +20,7 @@ def _note(sample_rate_hz: int) -> tuple[np.ndarray, int]:
     return audio, onset
 
 
-def _envelope(mix: np.ndarray, window: int) -> np.ndarray:
+def causal_rms(mix: np.ndarray, window: int) -> np.ndarray:
     """Causal RMS of a stereo signal over `window` samples."""
     power = np.cumsum(np.concatenate([np.zeros(window), (mix.astype(np.float64) ** 2).sum(axis=1)]))
     return np.sqrt(np.maximum(power[window:] - power[:-window], 0.0) / window)
@@ -37,7 +37,7 @@ def measure_onset_latency_samples(config: TuttiConfig) -> int:
     audio, onset = _note(sample_rate_hz)
     processor = BlockProcessor(config)
     _, mix = processor.render(audio, config.engine.block_samples)
-    envelope = _envelope(mix, max(1, sample_rate_hz // 1000))
+    envelope = causal_rms(mix, max(1, sample_rate_hz // 1000))
     steady = np.median(envelope[onset + int(0.2 * sample_rate_hz):])
     if steady <= 0:
         return -1

@@ -100,17 +100,9 @@ def perform_file(
     audio = read_mono(input_path, sample_rate_hz)
     processor = BlockProcessor(config)
     n = audio.shape[0]
-    voices = np.zeros((len(processor.voices), n), dtype=np.float32)
-    mix = np.zeros((n, 2), dtype=np.float32)
-    block_us = []
+    block_us: list[float] = []
     started = time.perf_counter()
-    for start in range(0, n, block_samples):
-        block = audio[start:start + block_samples]
-        t0 = time.perf_counter()
-        count = processor.process(block)
-        block_us.append((time.perf_counter() - t0) * 1e6)
-        voices[:, start:start + count] = processor.voice_out[:, :count]
-        mix[start:start + count] = processor.mix_out[:count]
+    voices, mix = processor.render(audio, block_samples, block_us)
     wall_s = time.perf_counter() - started
     block_s = block_samples / sample_rate_hz
     session = {

@@ -8,6 +8,8 @@ and offline runs agree sample for sample. After warm-up the per-block path alloc
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from engine.config import TuttiConfig
@@ -27,6 +29,7 @@ from engine.mixer import (
     MixerParams,
     db_to_gain,
     mix_block,
+    pan_gains,
 )
 from engine.rates import MAX_BLOCK_SAMPLES, check_block_samples, frame_samples
 from engine.scheduling import FrameHistory, FrameScheduler
@@ -83,8 +86,6 @@ class BlockProcessor:
         self._calibration_left = 0
         self._calibration_rms = 10.0 ** (config.echo.calibration_db / 20.0)
         self.apply_config_mixer()
-        # Start at the configured levels rather than fading in from silence.
-        self._current_master[:] = self.params.master
         self.warm_up()
 
     def _build_echo_canceller(self) -> EchoCanceller | None:
@@ -108,7 +109,6 @@ class BlockProcessor:
             self.params.voices[index, SOLO] = float(voice.solo)
         self.params.master[MASTER_GAIN] = db_to_gain(self.config.mixer.master_gain_db)
         self.params.master[INPUT_MONITOR] = db_to_gain(self.config.mixer.input_monitor_db)
-        self._current_gains[:] = 0.0
 
     def warm_up(self) -> None:
         """Compile and exercise every kernel once, then return to the initial state."""
@@ -142,12 +142,10 @@ class BlockProcessor:
         self._init_gains()
 
     def _init_gains(self) -> None:
+        """Start at the published levels rather than fading in from silence."""
         for v in range(len(self.voices)):
-            audible = self.params.voices[v, MUTE] < 0.5
-            left, right = np.cos((self.params.voices[v, PAN] + 1) * np.pi / 4), np.sin(
-                (self.params.voices[v, PAN] + 1) * np.pi / 4
-            )
-            gain = self.params.voices[v, GAIN] if audible else 0.0
+            left, right = pan_gains(self.params.voices[v, PAN])
+            gain = self.params.voices[v, GAIN] if self.params.voices[v, MUTE] < 0.5 else 0.0
             self._current_gains[v, 0] = gain * left
             self._current_gains[v, 1] = gain * right
 
@@ -223,15 +221,23 @@ class BlockProcessor:
                 self.fault_count += 1
                 self.voices[index].reset()
 
-    def render(self, audio: np.ndarray, block_samples: int) -> tuple[np.ndarray, np.ndarray]:
-        """Offline: run a whole signal through in blocks; returns (voices [V, n], mix [n, 2])."""
+    def render(
+        self, audio: np.ndarray, block_samples: int, block_times_us: list[float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Offline: run a whole signal through in blocks; returns (voices [V, n], mix [n, 2]).
+
+        With `block_times_us`, each block's processing time is appended to it.
+        """
         check_block_samples(block_samples)
         n = audio.shape[0]
         voices = np.zeros((len(self.voices), n), dtype=np.float32)
         mix = np.zeros((n, 2), dtype=np.float32)
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         for start in range(0, n, block_samples):
+            began = time.perf_counter()
             count = self.process(audio[start:start + block_samples])
+            if block_times_us is not None:
+                block_times_us.append((time.perf_counter() - began) * 1e6)
             voices[:, start:start + count] = self.voice_out[:, :count]
             mix[start:start + count] = self.mix_out[:count]
         return voices, mix
