@@ -1,8 +1,10 @@
 """The live take recorder: input, mix and every voice as sample-aligned float32 WAV files.
 
-The audio thread calls `push` (copies into a lock-free ring, never blocks, keeps nothing);
-a background writer thread drains the ring into input.wav (mono), mix.wav (stereo) and one
-<voice>.wav (mono) per voice, the names `perform` uses. The input is shifted earlier by the
+The audio thread pushes into a `RecorderFeed` (realtime/recorder_feed.py: a lock-free ring,
+possibly in shared memory with the engine process; never blocks, keeps nothing); a background
+writer thread here drains it into input.wav (mono), mix.wav (stereo) and one <voice>.wav (mono)
+per voice, the names `perform` uses. Frames the feed had to drop are written as zeros, so the
+files stay aligned. The input is shifted earlier by the
 measured round trip (`input_shift_samples`) so that what the player played lines up with what
 the ensemble answered: its first samples are dropped and zeros pad its end at close.
 
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import TuttiError
-from realtime.ring import SampleRing
+from realtime.recorder_feed import PENDING_GAP, RecorderFeed
 
 MIB = 1024 * 1024
 _WAVE_FORMAT_IEEE_FLOAT = 3
@@ -108,6 +110,7 @@ class SessionRecorder:
         ring_seconds: float = 10.0,
         min_free_bytes: int = 64 * MIB,
         flush_interval_s: float = 0.25,
+        feed: RecorderFeed | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.sample_rate_hz = int(sample_rate_hz)
@@ -129,7 +132,15 @@ class SessionRecorder:
                 f"voice names {self.voice_names} repeat: give every voice its own name"
             )
         capacity = max(1, int(round(ring_seconds * self.sample_rate_hz)))
-        self._ring = SampleRing(capacity, 3 + len(self.voice_names))
+        self.feed = RecorderFeed.allocate(capacity, len(self.voice_names)) if feed is None else feed
+        self._ring = self.feed.ring
+        if self._ring.n_channels != 3 + len(self.voice_names):
+            raise ValueError(f"recorder feed has {self._ring.n_channels} columns for {len(self.voice_names)} voices")
+        capacity = self._ring.capacity_frames
+        self._gap_record = np.zeros((1, 2))
+        self._gap_position = 0
+        self._gap_left = 0
+        self.zero_filled_frames = 0
         # Writer-side work rows: up to input_shift_samples held back, then one chunk read.
         self._chunk_frames = min(capacity, self.sample_rate_hz)
         work_frames = self.input_shift_samples + self._chunk_frames
@@ -137,7 +148,7 @@ class SessionRecorder:
         self._held_frames = 0
         self._poll_s = min(self.flush_interval_s, ring_seconds / 4.0)
         self._files = self._open_files()
-        self._recording = True  # read by the audio thread; cleared once the take has ended
+        self.feed.set_recording(True)  # read by the audio thread; cleared once the take has ended
         self._closed = False
         self._stop_event = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tutti-recorder", daemon=True)
@@ -165,30 +176,16 @@ class SessionRecorder:
             raise TuttiError(f"cannot record into {self.folder}: {reason}; {remedy}") from exc
         return files
 
-    # Audio thread.
+    # Audio thread (in this process; the engine process pushes into a shared feed instead).
 
     def push(self, input_block: np.ndarray, mix_block: np.ndarray, voice_block: np.ndarray,
              count: int) -> bool:
-        """Queue `count` frames: input [>= count], mix [>= count, 2], voices [V, >= count].
-
-        Never blocks, never raises for disk trouble, and allocates nothing that outlives the
-        call (only slice views). False when the frames were not recorded: the ring was full
-        (counted in `dropped_frames`) or the take has ended.
-        """
-        if not self._recording:
-            return False
-        ring = self._ring
-        if not ring.reserve(count):
-            return False
-        ring.write_column(0, input_block, count)
-        ring.write_frames(1, mix_block, count)
-        ring.write_channels(3, voice_block, count)
-        ring.commit(count)
-        return True
+        """`RecorderFeed.push`: queue `count` frames, never blocking; False if not recorded."""
+        return self.feed.push(input_block, mix_block, voice_block, count)
 
     @property
     def dropped_frames(self) -> int:
-        """Frames refused because the ring was full (the writer fell behind)."""
+        """Frames refused because the ring was full (the writer fell behind); written as zeros."""
         return self._ring.overflow_frames
 
     @property
@@ -208,7 +205,7 @@ class SessionRecorder:
         Waits only for the writer thread, at most `timeout_s`; a writer stuck past that (a hung
         disk) is reported in the summary's error and left to finish on its own.
         """
-        self._recording = False
+        self.feed.set_recording(False)
         self._stop_event.set()
         if self._thread.ident is not None:
             self._thread.join(timeout_s)
@@ -226,6 +223,7 @@ class SessionRecorder:
             "frames": frames,
             "seconds": frames / self.sample_rate_hz,
             "dropped_frames": self.dropped_frames,
+            "zero_filled_frames": self.zero_filled_frames,
             "input_shift_samples": self.input_shift_samples,
             "error": self.error,
         }
@@ -262,7 +260,7 @@ class SessionRecorder:
         """
         shift = self.input_shift_samples
         while True:
-            n_new = self._ring.read_into(self._work[self._held_frames:], self._chunk_frames)
+            n_new = self._read_frames(self._work[self._held_frames:], self._chunk_frames, final)
             total = self._held_frames + n_new
             exhausted = n_new < self._chunk_frames
             n_out = total if final and exhausted else max(0, total - shift)
@@ -284,6 +282,31 @@ class SessionRecorder:
                 file.update_header()
         except OSError as exc:
             self._end_take(self._failure(exc))
+
+    def _read_frames(self, dest: np.ndarray, max_frames: int, final: bool) -> int:
+        """Up to max_frames frames into dest: the ring's frames, with zeros where the feed
+        dropped frames (its gap records; at the end of the take, its pending gap too)."""
+        ring, done = self._ring, 0
+        while done < max_frames:
+            if not self._gap_left and self.feed.gaps.read_into(self._gap_record, 1):
+                self._gap_position, self._gap_left = int(self._gap_record[0, 0]), int(self._gap_record[0, 1])
+            if final and not self._gap_left and not ring.available() and self.feed.state[PENDING_GAP]:
+                self._gap_position, self._gap_left = ring.read_frames, int(self.feed.state[PENDING_GAP])
+                self.feed.state[PENDING_GAP] = 0
+            if self._gap_left and ring.read_frames == self._gap_position:
+                n = min(self._gap_left, max_frames - done)
+                dest[done:done + n] = 0.0
+                self._gap_left -= n
+                self.zero_filled_frames += n
+            else:
+                limit = max_frames - done
+                if self._gap_left:
+                    limit = min(limit, self._gap_position - ring.read_frames)
+                n = ring.read_into(dest[done:], limit)
+                if n == 0:
+                    break
+            done += n
+        return done
 
     def _failure(self, exc: OSError) -> str:
         """The one-line `error` for a failed write: disk full, or the system's reason."""
@@ -313,7 +336,7 @@ class SessionRecorder:
 
     def _end_take(self, message: str) -> None:
         """Stop recording, cut every file to the length all of them reached, close; keep `error`."""
-        self._recording = False
+        self.feed.set_recording(False)
         if self.error is None:
             self.error = message
         if self._closed:
@@ -330,7 +353,7 @@ class SessionRecorder:
     def _close_all(self) -> None:
         """Bring every header up to date and close every file, whatever fails on the way."""
         self._closed = True
-        self._recording = False
+        self.feed.set_recording(False)
         for file in self._files:
             try:
                 file.update_header()

@@ -88,7 +88,7 @@ def assert_take_matches(take: dict[str, np.ndarray], signals: Signals, n: int,
 @pytest.mark.parametrize("block", [1, 64, 65, 128, 333])
 def test_ring_round_trip_wraps_exactly(block: int) -> None:
     frames = np.random.default_rng(block).standard_normal((5000, 4)).astype(np.float32)
-    ring = SampleRing(1000, 4)
+    ring = SampleRing.allocate(1000, 4)
     out = np.zeros_like(frames)
     dest = np.zeros((97, 4), np.float32)
     written = read = 0
@@ -104,7 +104,7 @@ def test_ring_round_trip_wraps_exactly(block: int) -> None:
 
 
 def test_ring_interleaves_sources_into_one_row() -> None:
-    ring = SampleRing(8, 6)
+    ring = SampleRing.allocate(8, 6)
     mono = np.arange(5, dtype=np.float64)
     stereo = np.arange(10, dtype=np.float32).reshape(5, 2) + 100
     rows = np.arange(15, dtype=np.float32).reshape(3, 5) + 200
@@ -125,7 +125,7 @@ def test_ring_interleaves_sources_into_one_row() -> None:
 
 
 def test_ring_refuses_and_counts_what_does_not_fit() -> None:
-    ring = SampleRing(256, 2)
+    ring = SampleRing.allocate(256, 2)
     block = np.ones((128, 2), np.float32)
     assert ring.write(block, 128) and ring.write(block, 128)
     assert not ring.write(block, 128) and not ring.write(block, 100)
@@ -153,7 +153,7 @@ def test_ten_second_take_round_trips_sample_exact(tmp_path: Path) -> None:
     audio.join()
     summary = recorder.stop()
     assert summary == {"frames": n, "seconds": n / SR, "dropped_frames": 0,
-                       "input_shift_samples": SHIFT, "error": None}
+                       "input_shift_samples": SHIFT, "error": None, "zero_filled_frames": 0}
     take = read_take(tmp_path / "take")
     assert {len(audio) for audio in take.values()} == {n}
     assert_take_matches(take, signals, n, padded=True)
@@ -260,20 +260,40 @@ def test_real_enospc_ends_the_take_with_equal_length_files(small_tmpfs: Path) ->
     assert_take_matches(take, signals, summary["frames"], padded=False)
 
 
-def test_full_ring_counts_dropped_frames(tmp_path: Path) -> None:
+def test_full_ring_counts_dropped_frames_and_keeps_the_files_aligned(tmp_path: Path) -> None:
+    """Blocks the ring refused become zeros in every file, at their place in the take."""
     blocks = 937  # 2.5 s: the final drain crosses several writer chunks
-    input_, mix, voices = take_signals((blocks + 1) * BLOCK)
+    n = (blocks + 3) * BLOCK
+    input_, mix, voices = take_signals(n)
     recorder = SessionRecorder(tmp_path / "take", SR, VOICES, input_shift_samples=SHIFT,
                                ring_seconds=blocks * BLOCK / SR)
-    results = [recorder.push(input_[s:], mix[s:], voices[:, s:], BLOCK)
-               for s in range(0, (blocks + 1) * BLOCK, BLOCK)]
-    assert results == [True] * blocks + [False]
+    push = lambda s: recorder.push(input_[s:], mix[s:], voices[:, s:], BLOCK)  # noqa: E731
+    results = [push(s) for s in range(0, (blocks + 2) * BLOCK, BLOCK)]
+    assert results == [True] * blocks + [False, False]
+    recorder._step(final=False)  # the writer catches up: the gap is announced before the next block
+    assert push((blocks + 2) * BLOCK)
     summary = recorder.stop()  # never started: stop drains in the calling thread
-    assert summary["dropped_frames"] == BLOCK and summary["error"] is None
-    assert summary["frames"] == blocks * BLOCK
+    assert summary["dropped_frames"] == 2 * BLOCK and summary["error"] is None
+    assert summary["frames"] == n and summary["zero_filled_frames"] == 2 * BLOCK
     assert not recorder.push(input_, mix, voices, BLOCK)  # the take is over
-    recorded = take_signals(blocks * BLOCK)  # the same signals, without the refused block
-    assert_take_matches(read_take(tmp_path / "take"), recorded, blocks * BLOCK, padded=True)
+    lost = slice(blocks * BLOCK, (blocks + 2) * BLOCK)
+    expected = [signal.copy() for signal in (input_, mix, voices)]
+    expected[0][lost] = 0.0
+    expected[1][lost] = 0.0
+    expected[2][:, lost] = 0.0
+    assert_take_matches(read_take(tmp_path / "take"), tuple(expected), n, padded=True)
+
+
+def test_a_block_dropped_at_the_end_becomes_zeros(tmp_path: Path) -> None:
+    input_, mix, voices = take_signals(2 * BLOCK)
+    recorder = SessionRecorder(tmp_path / "take", SR, VOICES, ring_seconds=BLOCK / SR)
+    assert recorder.push(input_, mix, voices, BLOCK)
+    assert not recorder.push(input_[BLOCK:], mix[BLOCK:], voices[:, BLOCK:], BLOCK)
+    summary = recorder.stop()
+    assert summary["frames"] == 2 * BLOCK and summary["zero_filled_frames"] == BLOCK
+    take = read_take(tmp_path / "take")
+    np.testing.assert_array_equal(take["mix"][:BLOCK], mix[:BLOCK])
+    assert not np.any(take["mix"][BLOCK:]) and not np.any(take["lead"][BLOCK:])
 
 
 def test_unusable_folder_is_a_tutti_error_naming_it(tmp_path: Path) -> None:
@@ -330,5 +350,8 @@ def test_push_allocates_nothing_after_warm_up() -> None:
     output = run_fresh(ALLOCATION_SCRIPT, timeout_s=120)
     numba_allocs, numba_frees, current_growth, peak_growth = map(int, output.split())
     assert (numba_allocs, numba_frees) == (0, 0)
-    assert current_growth <= 0
-    assert peak_growth == 0
+    # The ring's indices are int64 cells in (shared) memory: each read makes a transient 32-byte
+    # scalar, and CPython keeps the last freed slice (56 B) for reuse, so the peak may differ by
+    # one such object between readings. Any array (>= 112 B of header alone) would show.
+    assert current_growth < 112
+    assert peak_growth < 112
