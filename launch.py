@@ -28,7 +28,7 @@ def _resolve_config(args: argparse.Namespace):
 def _cmd_analyze(args: argparse.Namespace) -> None:
     from engine.offline import analyze_file
 
-    n_frames = analyze_file(args.input, args.out, _resolve_config(args))
+    n_frames = analyze_file(args.input, args.out, _resolve_config(args), force=args.force)
     print(f"wrote {args.out}: {n_frames} frames")
 
 
@@ -104,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         offline = commands.add_parser(name, help=help_text, description=description)
         offline.add_argument("input", type=Path, metavar="INPUT", help="audio file (any rate, any channels)")
         offline.add_argument("--out", type=Path, required=True, metavar=out_metavar)
-        if name == "perform":
-            offline.add_argument("--force", action="store_true", help="replace a non-empty DIR")
+        offline.add_argument(
+            "--force", action="store_true",
+            help="replace Tutti's own earlier output (never a file Tutti did not write)",
+        )
         _add_block_option(offline)
         _add_config_options(offline)
         offline.set_defaults(run=run)
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--loop", action="store_true", help="loop --input-file")
     live.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     live.add_argument("--record", type=Path, default=None, metavar="DIR", help="record the session into DIR")
-    live.add_argument("--force", action="store_true", help="replace a non-empty --record DIR")
+    live.add_argument("--force", action="store_true", help="replace Tutti's earlier take in --record DIR")
     live.add_argument("--headphones", action="store_true", help="no echo canceller (the mic cannot hear us)")
     live.add_argument("--midi", default=None, metavar="PORT", help="MIDI input port name substring")
     _add_block_option(live)

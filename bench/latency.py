@@ -21,6 +21,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.jack import private_jack_server  # noqa: E402
+from engine.audio_io import write_float_wav  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.features.latency import measure_pitch_settle_ms  # noqa: E402
 from engine.latency import ONSET_THRESHOLD_DB, causal_rms  # noqa: E402
@@ -42,7 +43,7 @@ def note_file(path: Path) -> list[int]:
         pieces += [gap, tone]
         onsets.append(position + len(gap))
         position += len(gap) + len(tone)
-    sf.write(str(path), np.concatenate(pieces + [np.zeros(int(GAP_S * SR))]).astype(np.float32), SR, subtype="FLOAT")
+    write_float_wav(path, np.concatenate(pieces + [np.zeros(int(GAP_S * SR))]), SR)
     return onsets
 
 

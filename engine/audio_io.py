@@ -9,6 +9,7 @@ import soundfile as sf
 import soxr
 
 from engine.errors import TuttiError
+from engine.safe_files import atomic_path
 
 
 def read_mono(path: Path | str, sample_rate_hz: int) -> np.ndarray:
@@ -33,5 +34,6 @@ def read_mono(path: Path | str, sample_rate_hz: int) -> np.ndarray:
 
 
 def write_float_wav(path: Path | str, audio: np.ndarray, sample_rate_hz: int) -> None:
-    """Write `audio` ([n] or [n, channels]) as 32-bit float WAV, the subtype named explicitly."""
-    sf.write(str(path), np.asarray(audio, dtype=np.float32), sample_rate_hz, subtype="FLOAT", format="WAV")
+    """Write `audio` ([n] or [n, channels]) as 32-bit float WAV (subtype named), atomically."""
+    with atomic_path(Path(path)) as temporary:
+        sf.write(str(temporary), np.asarray(audio, dtype=np.float32), sample_rate_hz, subtype="FLOAT", format="WAV")

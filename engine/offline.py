@@ -1,15 +1,12 @@
 """The offline commands: analyse a file to CSV, and perform a file through the ensemble.
 
-Both resample any input to the engine rate, mono-mix it, and write their outputs atomically:
-nothing is left half-written over an existing output.
+Both resample any input to the engine rate, mono-mix it, and write their outputs through
+engine.safe_files: every file atomically, `--force` replacing only what Tutti wrote.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,23 +14,33 @@ import numpy as np
 
 from engine.audio_io import read_mono, write_float_wav
 from engine.config import TuttiConfig, config_to_dict, config_to_toml
-from engine.errors import TuttiError
+from engine.safe_files import (
+    atomic_path, atomic_write_text, claim_output_dir, claim_output_file, release_output_dir,
+)
 from engine.features.frames import F0, FEATURE_VERSION, LOUDNESS, ONSET, VOICING
 from engine.features.latency import measure_pitch_settle_ms
 from engine.features.streaming import StreamingAnalyzer
 from engine.latency import measure_onset_latency_samples
 from engine.rates import CONTROL_RATE_HZ, frame_samples
 
+CSV_HEADER = "time_s,f0_hz,voicing,loudness_db,onset\n"
+CONFIG_HEADER = "# Tutti: the resolved config of an analysis\n"
 
-def analyze_file(input_path: Path, out_csv: Path, config: TuttiConfig) -> int:
+
+def analyze_file(input_path: Path, out_csv: Path, config: TuttiConfig, force: bool = False) -> int:
     """Write one CSV row per 4 ms frame: time_s, f0_hz, voicing, loudness_db, onset.
 
     time_s is the time of the frame's last input sample; f0_hz is 0 on unvoiced frames. The
     resolved config goes beside it (FEATURES.config.toml).
+    An existing output is replaced only with `force`, and only if Tutti wrote it.
     Returns the number of frames written.
     """
     sample_rate_hz = config.engine.sample_rate_hz
     audio = read_mono(input_path, sample_rate_hz)
+    out_csv = Path(out_csv)
+    out_config = out_csv.with_suffix(".config.toml")
+    for path, signature in ((out_csv, CSV_HEADER), (out_config, CONFIG_HEADER)):
+        claim_output_file(path, force=force, command="analyze", signature=signature.encode())
     analyzer = StreamingAnalyzer(
         sample_rate_hz, f0_min_hz=config.analysis.f0_min_hz, f0_max_hz=config.analysis.f0_max_hz
     )
@@ -47,40 +54,22 @@ def analyze_file(input_path: Path, out_csv: Path, config: TuttiConfig) -> int:
         values[:, LOUDNESS],
         values[:, ONSET],
     ])
-    out_csv = Path(out_csv)
-    _check_parent(out_csv)
-    with tempfile.NamedTemporaryFile("w", dir=out_csv.parent, suffix=".csv.tmp", delete=False) as tmp:
-        tmp.write("time_s,f0_hz,voicing,loudness_db,onset\n")
-        np.savetxt(tmp, table, fmt=["%.6f", "%.3f", "%.4f", "%.3f", "%.6f"], delimiter=",")
-    os.replace(tmp.name, out_csv)
-    out_csv.with_suffix(".config.toml").write_text(config_to_toml(config), encoding="utf-8")
+    with atomic_path(out_csv) as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(CSV_HEADER)
+            np.savetxt(handle, table, fmt=["%.6f", "%.3f", "%.4f", "%.3f", "%.6f"], delimiter=",")
+    atomic_write_text(out_config, CONFIG_HEADER + config_to_toml(config))
     return len(table)
 
 
-def _check_parent(path: Path) -> None:
-    """Create the folder that will hold `path`, or say why it cannot be."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise TuttiError(f"cannot create output folder {path.parent} ({err.strerror}): pick another --out") from None
-    if not os.access(path.parent, os.W_OK):
-        raise TuttiError(f"output folder {path.parent} is not writable: pick another --out")
+def performance_names(voice_names) -> list[str]:
+    """The files `perform` and `live --record` write in their folder."""
+    return ["input.wav", "mix.wav", *(f"{name}.wav" for name in voice_names), "config.toml", "session.json"]
 
 
-def prepare_output_dir(out_dir: Path, force: bool) -> None:
-    """Refuse a non-empty output folder unless `force` (then it is replaced once all is written)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise TuttiError(f"output {out_dir} exists and is not a folder: pick another --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise TuttiError(f"output folder {out_dir} exists and is not empty: add --force to replace it")
-    _check_parent(out_dir.resolve())
-
-
-def publish_dir(staging: Path, out_dir: Path) -> None:
-    """Move a fully written staging folder into place, replacing `out_dir`."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(staging, out_dir)
+def prepare_output_dir(out_dir: Path, force: bool, voice_names=()) -> None:
+    """Claim a recording folder for `live --record` (engine.safe_files.claim_output_dir)."""
+    claim_output_dir(out_dir, force=force, command="live --record", names=performance_names(voice_names))
 
 
 def perform_file(
@@ -94,11 +83,21 @@ def perform_file(
     from engine.processor import BlockProcessor
 
     out_dir = Path(out_dir)
-    prepare_output_dir(out_dir, force)
     sample_rate_hz = config.engine.sample_rate_hz
     block_samples = config.engine.block_samples
     audio = read_mono(input_path, sample_rate_hz)
     processor = BlockProcessor(config)
+    claim_output_dir(out_dir, force=force, command="perform", names=performance_names(processor.voice_names))
+    try:
+        return _perform_into(out_dir, input_path, audio, processor, config, mode)
+    except BaseException:
+        release_output_dir(out_dir)  # a claim that wrote nothing leaves no folder behind
+        raise
+
+
+def _perform_into(out_dir: Path, input_path: Path, audio: np.ndarray, processor, config: TuttiConfig, mode: str) -> dict:
+    sample_rate_hz = config.engine.sample_rate_hz
+    block_samples = config.engine.block_samples
     n = audio.shape[0]
     block_us: list[float] = []
     started = time.perf_counter()
@@ -132,16 +131,10 @@ def perform_file(
         "mix_peak_dbfs": float(20 * np.log10(max(np.max(np.abs(mix)), 1e-12))),
         "config": config_to_dict(config),
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.resolve().parent))
-    try:
-        write_float_wav(staging / "input.wav", audio, sample_rate_hz)
-        write_float_wav(staging / "mix.wav", mix, sample_rate_hz)
-        for name, signal in zip(processor.voice_names, voices):
-            write_float_wav(staging / f"{name}.wav", signal, sample_rate_hz)
-        (staging / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
-        (staging / "session.json").write_text(json.dumps(session, indent=2), encoding="utf-8")
-        publish_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_float_wav(out_dir / "input.wav", audio, sample_rate_hz)
+    write_float_wav(out_dir / "mix.wav", mix, sample_rate_hz)
+    for name, signal in zip(processor.voice_names, voices):
+        write_float_wav(out_dir / f"{name}.wav", signal, sample_rate_hz)
+    atomic_write_text(out_dir / "config.toml", config_to_toml(config))
+    atomic_write_text(out_dir / "session.json", json.dumps(session, indent=2))
     return session

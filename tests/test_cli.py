@@ -134,16 +134,13 @@ def test_bad_options_give_one_line_errors(stereo_44k, tmp_path) -> None:
     assert not out.exists()
 
 
-def test_non_empty_output_needs_force_and_is_left_intact(stereo_44k, tmp_path) -> None:
+def test_a_folder_tutti_did_not_write_is_refused_even_with_force(stereo_44k, tmp_path) -> None:
     out = tmp_path / "taken"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    _assert_one_line_error(run_launch("perform", stereo_44k, "--out", out), str(out), "--force")
-    assert (out / "keep.txt").read_text() == "precious"
-    result = run_launch("perform", stereo_44k, "--out", out, "--force", "--blocksize", "1024")
-    assert result.returncode == 0, result.stderr
-    assert not (out / "keep.txt").exists() and (out / "mix.wav").is_file()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".taken")]  # no staging left
+    for force in ((), ("--force",)):
+        _assert_one_line_error(run_launch("perform", stereo_44k, "--out", out, *force), str(out), "keep.txt")
+    assert (out / "keep.txt").read_text() == "precious" and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
 def test_every_subcommand_has_help_and_checks_the_config() -> None:

@@ -27,6 +27,7 @@ import soundfile as sf
 
 from engine.audio_io import read_mono
 from engine.errors import TuttiError
+from engine.safe_files import atomic_path, atomic_write_text
 from engine.features.frames import FEATURE_NAMES, FEATURE_VERSION
 from training.data.executors import worker_identity
 from training.data.items import SongItem
@@ -95,6 +96,12 @@ def check_audio(item: SongItem) -> tuple[int, float]:
     return rates[first], durations[longest]
 
 
+def _save_array(path: Path, values: np.ndarray) -> None:
+    """One .npy file, written atomically."""
+    with atomic_path(path) as temporary:
+        np.save(temporary, values)
+
+
 def _build(item: SongItem, settings: FeatureSettings) -> Record:
     """Write the song's cache folder; the record fields it adds to the manifest."""
     folder = song_folder(settings.cache_dir, item.song_id)
@@ -109,7 +116,7 @@ def _build(item: SongItem, settings: FeatureSettings) -> Record:
             signals[stem.name] = read_mono(stem.audio_path, settings.sample_rate_hz)
         notes = stem_notes(item, stem)
         if notes is not None:
-            np.save(folder / f"{stem.name}.notes.npy", notes)
+            _save_array(folder / f"{stem.name}.notes.npy", notes)
             duration_s = max(duration_s, float(notes["offset_s"].max(initial=0.0)))
         stems_out.append({
             "name": stem.name, "path": str(stem.audio_path) if stem.audio_path else None, "role": stem.role,
@@ -126,7 +133,7 @@ def _build(item: SongItem, settings: FeatureSettings) -> Record:
             signals["mix"] = mix
     for name, signal in signals.items():
         values = _analyzer(settings.sample_rate_hz).analyze(signal).values.astype(np.float32)
-        np.save(folder / f"{name}.npy", values)
+        _save_array(folder / f"{name}.npy", values)
         frames[name] = int(values.shape[0])
     digest = content_hash(item.audio_paths) if item.audio_paths else None
     index = {
@@ -134,7 +141,7 @@ def _build(item: SongItem, settings: FeatureSettings) -> Record:
         "sample_rate_hz": settings.sample_rate_hz, "frame_rate_hz": FRAME_RATE_HZ, "frames": frames,
         "content_hash": digest,
     }
-    (folder / INDEX_NAME).write_text(json.dumps(index, indent=1))
+    atomic_write_text(folder / INDEX_NAME, json.dumps(index, indent=1))
     return {
         "content_hash": digest, "duration_s": duration_s, "analysed_s": sum(len(x) for x in signals.values()) / settings.sample_rate_hz, "sample_rate_hz": rate_hz, "stems": stems_out,
         "feature_version": FEATURE_VERSION, "feature_rate_hz": settings.sample_rate_hz,

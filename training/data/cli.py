@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from engine.config import config_to_toml
+from engine.safe_files import atomic_write_text
 from engine.config.cli import add_config_options, resolve_config
 from engine.errors import TuttiError
 from training.data.executors import EXECUTORS
@@ -33,12 +34,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser)
 
 
-def _record_config(args: argparse.Namespace, folder: Path) -> None:
-    """Check --config/--set and keep the resolved config beside the output."""
+def _record_config(args: argparse.Namespace, folder: Path, command: str) -> None:
+    """Check --config/--set, claim the output folder and keep the resolved config in it."""
     config = resolve_config(args)
     if not args.dry_run:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
+        from training.data.prepare import claim_stage_dir
+
+        claim_stage_dir(folder, command)
+        atomic_write_text(folder / "config.toml", config_to_toml(config))
 
 
 def _options(args: argparse.Namespace, max_hours: float | None):
@@ -59,11 +62,11 @@ def _finish(reports) -> None:
 
 def _cmd_render(args: argparse.Namespace) -> None:
     from training.data.cache import FeatureSettings
-    from training.data.prepare import corpus_hours, prepare_features, prepare_render
+    from training.data.prepare import RENDER_COMMAND, corpus_hours, prepare_features, prepare_render
     from training.data.manifest import Manifest
     from training.data.render import RenderSettings
 
-    _record_config(args, args.out)
+    _record_config(args, args.out, RENDER_COMMAND)
     given = {"soundfont": args.soundfont, "max_midi_s": args.max_midi_s}
     settings = RenderSettings(args.out, args.sample_rate, args.seed, **{k: v for k, v in given.items() if v is not None})
     reports = [prepare_render(settings, _options(args, args.max_hours))]
@@ -79,10 +82,10 @@ def _cmd_render(args: argparse.Namespace) -> None:
 
 def _cmd_features(args: argparse.Namespace) -> None:
     from training.data.cache import FeatureSettings
-    from training.data.prepare import prepare_features
+    from training.data.prepare import FEATURES_COMMAND, prepare_features
 
     out = args.out or (args.root / "features")
-    _record_config(args, out)
+    _record_config(args, out, FEATURES_COMMAND)
     _finish([prepare_features(args.dataset, args.root, FeatureSettings(out, args.sample_rate), _options(args, args.max_hours))])
 
 

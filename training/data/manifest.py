@@ -3,7 +3,9 @@
 `manifest.jsonl` holds one line per update; the last line of a song id wins. Each record keeps
 the song's dataset, origin, status ("ok" or "skipped" with a one-line `reason`), content hash,
 duration, sample rate, stems, split and seed (DESIGN.md section 8). `compact` rewrites the
-journal with one line per song, sorted, at the end of a run.
+journal with one line per song, sorted, at the end of a run (engine.safe_files, atomically).
+The journal is the one file opened by its final name: appends are flushed and fsynced, and a
+line cut short by a kill is skipped on reading, so it too holds only whole records.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from engine.safe_files import atomic_write_text
 
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -66,9 +70,7 @@ class Manifest:
         """Rewrite the journal with one line per song, sorted by song id (atomic replace)."""
         if not self.records:
             return
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text("".join(json.dumps(self.records[k], sort_keys=True) + "\n" for k in sorted(self.records)))
-        os.replace(temporary, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(self.records[k], sort_keys=True) + "\n" for k in sorted(self.records)))
 
     def ok(self, song_id: str) -> Record | None:
         """The song's record if its last status is ok."""

@@ -19,13 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from training.data.cache import FeatureSettings, extract_features, is_current
+from engine.safe_files import claim_output_dir
+from training.data.cache import FeatureSettings, extract_features, is_current, song_folder
 from training.data.executors import open_executor, run_jobs
 from training.data.items import Skip, SongItem
 from training.data.loaders import load_dataset
-from training.data.manifest import Manifest, Record
+from training.data.manifest import MANIFEST_NAME, Manifest, Record
 from training.data.progress import Progress
 from training.data.render import RenderSettings, ScoreRef, corpus_plan, render_track, track_name
+
+
+RENDER_COMMAND = "prepare-data render"
+FEATURES_COMMAND = "prepare-data features"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ class StageReport:
             + (f", {self.throughput(True):.1f} analysed s per s per core)" if self.analysed_s else ")")
         )
         return [head] + [f"  skipped {s.song_id}: {s.reason}" for s in self.skipped]
+
+
+def claim_stage_dir(folder: Path, command: str, names: Iterable[str] = ()) -> None:
+    """Claim a stage's output folder (engine.safe_files): created, or continued when this same
+    command made it; refused when it holds files Tutti did not write. `names` beyond the
+    config and manifest: track or song subfolders ("Track00001/")."""
+    claim_output_dir(folder, force=False, command=command, names=["config.toml", MANIFEST_NAME, *names], resume=True)
 
 
 def low_disk(folder: Path, min_free_gb: float) -> str | None:
@@ -139,6 +151,10 @@ def prepare_features(
 ) -> StageReport:
     """Feature caches of every song of `dataset` under `root`, in `settings.cache_dir`."""
     items, load_skips = load_dataset(dataset, root)
+    if not options.dry_run:
+        claim_stage_dir(settings.cache_dir, FEATURES_COMMAND, [
+            song_folder(settings.cache_dir, item.song_id).relative_to(settings.cache_dir).as_posix() + "/" for item in items
+        ])
     manifest = Manifest(settings.cache_dir)
     todo = plan_features(items, manifest, settings)
     report = StageReport(f"features {dataset}", planned=len(items), reused=len(items) - len(todo))
@@ -169,6 +185,9 @@ def prepare_render(
     """Render the plan (default: `corpus_plan()`) into `settings.out_dir`, up to `max_hours` of mix
     in the whole corpus (tracks rendered before count); finished tracks are not rendered again."""
     plan = corpus_plan() if plan is None else plan
+    if not options.dry_run:
+        tracks = [track_name(i) for i in range(len(plan))]
+        claim_stage_dir(settings.out_dir, RENDER_COMMAND, ["features/", *(f"{t}/" for t in tracks), *(f"{t}.partial/" for t in tracks)])
     manifest = Manifest(settings.out_dir)
     jobs = [
         (track_name(i), ref, settings) for i, ref in enumerate(plan)

@@ -31,6 +31,7 @@ import soundfile as sf
 import yaml
 
 from engine.errors import TuttiError
+from engine.safe_files import atomic_path, atomic_write_text
 from training.data import gm
 from training.data.executors import worker_identity
 from training.data.items import split_for, stable_seed
@@ -127,7 +128,8 @@ def write_midi(path: Path, parts: list[tuple[PartPlan, int]]) -> None:
     midi.tracks.insert(0, mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO_US, time=0)]))
     for track in midi.tracks:  # every track ends together, TAIL_S after the last note-off
         track.append(mido.MetaMessage("end_of_track", time=end_tick + tail - sum(m.time for m in track)))
-    midi.save(str(path))
+    with atomic_path(path) as temporary:
+        midi.save(str(temporary))
 
 
 def channels_for(parts: list[PartPlan]) -> list[int]:
@@ -167,6 +169,12 @@ def render_midi(midi_path: Path, settings: RenderSettings) -> np.ndarray:
     return audio.mean(axis=1)
 
 
+def _write_flac(path: Path, audio: np.ndarray, sample_rate_hz: int) -> None:
+    """16-bit FLAC, written atomically."""
+    with atomic_path(path) as temporary:
+        sf.write(str(temporary), audio, sample_rate_hz, subtype="PCM_16", format="FLAC")
+
+
 def _render_into(folder: Path, ref: ScoreRef, settings: RenderSettings) -> Record:
     """Build the whole track in `folder`; the record fields of a rendered track."""
     if not settings.soundfont.is_file():
@@ -193,9 +201,9 @@ def _render_into(folder: Path, ref: ScoreRef, settings: RenderSettings) -> Recor
     files = []
     for name, signal in zip(names, stems):
         files.append(folder / "stems" / f"{name}.flac")
-        sf.write(str(files[-1]), signal * gain, settings.sample_rate_hz, subtype="PCM_16", format="FLAC")
+        _write_flac(files[-1], signal * gain, settings.sample_rate_hz)
     files.append(folder / "mix.flac")
-    sf.write(str(files[-1]), mix * gain, settings.sample_rate_hz, subtype="PCM_16", format="FLAC")
+    _write_flac(files[-1], mix * gain, settings.sample_rate_hz)
     stem_meta = {
         name: {
             "audio_rendered": True, "midi_saved": True, "plugin_name": settings.soundfont.name,
@@ -213,7 +221,7 @@ def _render_into(folder: Path, ref: ScoreRef, settings: RenderSettings) -> Recor
         "audio_dir": "stems", "midi_dir": "MIDI", "normalized": True, "overall_gain": round(float(gain), 6),
         "target_peak": round(float(20 * np.log10(MIX_PEAK)), 2), "sample_rate_hz": settings.sample_rate_hz, "stems": stem_meta,
     }
-    (folder / "metadata.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False))
+    atomic_write_text(folder / "metadata.yaml", yaml.safe_dump(metadata, sort_keys=False))
     return {
         "duration_s": stems.shape[1] / settings.sample_rate_hz, "split": split, "tempo_qpm": tempo_qpm,
         "content_hash": content_hash(files),
