@@ -32,12 +32,14 @@ def pan_gains(pan: float) -> tuple[float, float]:
 
 
 class MixerParams:
-    """Published mixer parameters: plain float arrays written by any thread, read per block."""
+    """Published mixer parameters: plain float arrays written by any thread (or, in shared
+    memory, any process), read per block. `voices` [n, 4] GAIN/PAN/MUTE/SOLO, `master` [2]."""
 
-    def __init__(self, n_voices: int) -> None:
-        self.voices = np.zeros((n_voices, 4))
+    def __init__(self, n_voices: int, voices: np.ndarray | None = None, master: np.ndarray | None = None) -> None:
+        self.voices = np.zeros((n_voices, 4)) if voices is None else voices
+        self.master = np.zeros(2) if master is None else master
         self.voices[:, GAIN] = 1.0
-        self.master = np.array([1.0, 0.0])
+        self.master[:] = (1.0, 0.0)
 
 
 @numba.njit(nogil=True, cache=True)

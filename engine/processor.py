@@ -8,6 +8,7 @@ and offline runs agree sample for sample. After warm-up the per-block path alloc
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -32,13 +33,42 @@ from engine.mixer import (
     pan_gains,
 )
 from engine.rates import MAX_BLOCK_SAMPLES, check_block_samples, frame_samples
-from engine.scheduling import FrameHistory, FrameScheduler
+from engine.scheduling import HISTORY_FRAMES, FrameHistory, FrameScheduler, FrameTask, ControlBus, bus_layout
 from engine.synth.rng import rng_state
-from engine.tempo_key import TempoKeyTask
-from engine.voices import Voice, build_voices
+from engine.tempo_key import TempoKey, TempoKeyTask
+from engine.voices import Voice, build_voice
 from engine.voices.crossfade import Crossfade
 
 SWAP_FADE_S = 0.05
+PANIC_SLEW_FACTOR = 4      # panic fades 4x faster than a fader: +12 dB to silence in 10 ms
+PANIC_RAMP_S = FULL_SCALE_SLEW_S  # voices are reset once the fade has reached silence
+TEMPO_KEY_TASK = 0         # index of the tempo/key task in `build_tasks`
+
+
+def build_tasks(config: TuttiConfig) -> list[FrameTask]:
+    """The background tasks a processor schedules, in a fixed order (both processes build them)."""
+    return [TempoKeyTask()]
+
+
+def processor_layout(config: TuttiConfig) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, dtype) of the arrays a processor shares with other threads or processes:
+    mixer parameters, fault flags, the kind each voice plays, analysis history, control bus."""
+    n_voices = len(config.voices)
+    return [
+        ("mixer_voices", (n_voices, 4), "float64"),
+        ("mixer_master", (2,), "float64"),
+        ("voice_faulted", (max(1, n_voices),), "int64"),
+        ("voice_kind", (max(1, n_voices),), "int64"),
+        ("history_frames", (HISTORY_FRAMES, N_FEATURES), "float64"),
+        ("history_counter", (1,), "int64"),
+        *bus_layout(build_tasks(config)),
+    ]
+
+
+def configured_kinds(config: TuttiConfig) -> tuple[str, ...]:
+    """Every voice kind the config names, in order of first appearance: each voice slot holds
+    one built instance of each, so a swap never builds anything while the stream runs."""
+    return tuple(dict.fromkeys(voice.kind for _, voice in config.voices))
 
 
 class BlockProcessor:
@@ -46,33 +76,47 @@ class BlockProcessor:
 
     After `process(block)` returns n, `voice_out[:, :n]` holds each voice (mono, pre-fader)
     and `mix_out[:n]` the stereo mix. `frame` holds the latest analysis frame and
-    `frame_index` counts frames since start.
+    `frame_index` counts frames since start. `arrays` (from `processor_layout`) may be views of
+    shared memory: other processes then publish the mixer parameters and read faults, the kind
+    each voice plays, the analysis history and the control bus there.
     """
 
-    def __init__(self, config: TuttiConfig, voices: list[Voice] | None = None) -> None:
+    def __init__(self, config: TuttiConfig, voices: list[Voice] | None = None,
+                 arrays: dict[str, np.ndarray] | None = None) -> None:
         self.config = config
         self.sample_rate_hz = config.engine.sample_rate_hz
         self.frame_samples = frame_samples(self.sample_rate_hz)
+        if arrays is None:
+            arrays = {name: np.zeros(shape, dtype=dtype) for name, shape, dtype in processor_layout(config)}
+        self.arrays = arrays
         self.analyzer = StreamingAnalyzer(
             self.sample_rate_hz,
             f0_min_hz=config.analysis.f0_min_hz,
             f0_max_hz=config.analysis.f0_max_hz,
         )
-        self.voices = build_voices(config) if voices is None else voices
-        self.voice_names = tuple(voice.name for voice in self.voices)
-        n_voices = len(self.voices)
+        self.kinds = configured_kinds(config)
+        self._alternatives = self._build_alternatives(voices)
+        self.voice_names = config.voice_names if voices is None else tuple(voice.name for voice in voices)
+        n_voices = len(self.voice_names)
         self.voice_out = np.zeros((n_voices, MAX_BLOCK_SAMPLES), dtype=np.float32)
         self.mix_out = np.zeros((MAX_BLOCK_SAMPLES, 2), dtype=np.float32)
-        self._voice_rows = [(voice, self.voice_out[i]) for i, voice in enumerate(self.voices)]
+        self._rows = [self.voice_out[i] for i in range(n_voices)]
+        fade_samples = round(SWAP_FADE_S * self.sample_rate_hz)
+        self._fades = [Crossfade(name, fade_samples) for name in self.voice_names]
+        self.voice_kind = arrays["voice_kind"]
+        self.voices: list[Voice] = [None] * n_voices  # what each slot plays now (a voice or its fade)
         self.frame = np.zeros(N_FEATURES)
         self.frame_index = 0
-        self.history = FrameHistory()
-        self.tempo_key = TempoKeyTask()
-        self.scheduler = FrameScheduler([self.tempo_key], self.history, synchronous=True)
-        self.params = MixerParams(n_voices)
-        self.faulted = np.zeros(n_voices, dtype=np.int64)
+        self.history = FrameHistory(frames=arrays["history_frames"], counter=arrays["history_counter"])
+        self.tasks = build_tasks(config)
+        bus = ControlBus(self.tasks, {name: arrays[name] for name, _, _ in bus_layout(self.tasks)})
+        self.scheduler = FrameScheduler(self.tasks, self.history, synchronous=True, bus=bus)
+        self.params = MixerParams(n_voices, arrays["mixer_voices"], arrays["mixer_master"])
+        self.faulted = arrays["voice_faulted"][:n_voices]
         self._fault_seen = np.zeros(n_voices, dtype=np.int64)
         self.fault_count = 0
+        self.voice_exceptions = 0
+        self._fault_pending = False
         self._current_gains = np.zeros((n_voices, 2))
         self._current_master = np.zeros(2)
         self._limiter_gain = np.ones(1)
@@ -80,13 +124,31 @@ class BlockProcessor:
         self._max_step = 1.0 / (FULL_SCALE_SLEW_S * self.sample_rate_hz)
         self._release_coef = float(np.exp(-1.0 / (LIMITER_RELEASE_S * self.sample_rate_hz)))
         self._panic_requested = False
+        self._panic_reset_left = 0
         self.echo = self._build_echo_canceller()
         self._analysis_input = np.zeros(MAX_BLOCK_SAMPLES, dtype=np.float32)
         self._calibration_rng = rng_state(0)
         self._calibration_left = 0
         self._calibration_rms = 10.0 ** (config.echo.calibration_db / 20.0)
-        self.apply_config_mixer()
         self.warm_up()
+
+    def _build_alternatives(self, voices: list[Voice] | None) -> list[dict[int, Voice]]:
+        """Per voice slot, kind index -> a built voice: every configured kind, or only the
+        voices the caller passes (tests), each under its configured kind."""
+        if voices is not None:
+            return [{self.kinds.index(config_voice.kind): voice}
+                    for (_, config_voice), voice in zip(self.config.voices, voices)]
+        return [
+            {k: build_voice(name, dataclasses.replace(voice, kind=kind), self.config)
+             for k, kind in enumerate(self.kinds)}
+            for name, voice in self.config.voices
+        ]
+
+    @property
+    def tempo_key(self) -> TempoKey | None:
+        """The tempo, beat and key estimate in force now, if any."""
+        current = self.scheduler.bus.current(TEMPO_KEY_TASK)
+        return None if current is None else TempoKeyTask.decode(*current)
 
     def _build_echo_canceller(self) -> EchoCanceller | None:
         echo = self.config.echo
@@ -111,13 +173,20 @@ class BlockProcessor:
         self.params.master[INPUT_MONITOR] = db_to_gain(self.config.mixer.input_monitor_db)
 
     def warm_up(self) -> None:
-        """Compile and exercise every kernel once, then return to the initial state."""
+        """Compile and exercise every kernel and every alternative voice once, then return to
+        the initial state."""
         silence = np.zeros(self.frame_samples * 2 + 7, dtype=np.float32)
+        for alternatives in self._alternatives:
+            for voice in alternatives.values():
+                voice.step(self.frame)
+                voice.render(self._analysis_input, 0, 16)
+        self.reset()
         self.process(silence)
         self.reset()
 
     def reset(self) -> None:
-        """Clear analysis, voice and mixer state (the start of a take)."""
+        """Clear analysis, voice and mixer state (the start of a take): every slot plays its
+        configured kind again."""
         self.analyzer.reset()
         if self.echo is not None:
             self.echo.reset()
@@ -126,16 +195,24 @@ class BlockProcessor:
             # The burst's echo arrives a round trip later and rings for the room's length.
             if self._calibration_left:
                 self.echo.calibrate(self._calibration_left + self.echo.bulk_delay_samples + self.echo.taps)
-        for voice in self.voices:
-            voice.reset()
+        for index, (alternatives, (_, voice)) in enumerate(zip(self._alternatives, self.config.voices)):
+            kind = self.kinds.index(voice.kind)
+            self.voices[index] = alternatives[kind]
+            self.voice_kind[index] = kind
+            self._fades[index].reset()
+            for alternative in alternatives.values():
+                alternative.reset()
         self.frame[:] = 0.0
         self.frame_index = 0
         self.history.reset()
         self.scheduler.reset()
-        self.tempo_key.reset()
         self.faulted[:] = 0
         self._fault_seen[:] = 0
         self.fault_count = 0
+        self.voice_exceptions = 0
+        self._fault_pending = False
+        self._panic_requested = False
+        self._panic_reset_left = 0
         self._limiter_gain[0] = 1.0
         self.apply_config_mixer()
         self._current_master[:] = self.params.master
@@ -149,26 +226,49 @@ class BlockProcessor:
             self._current_gains[v, 0] = gain * left
             self._current_gains[v, 1] = gain * right
 
-    def swap_voice(self, index: int, voice: Voice) -> None:
-        """Replace voice `index` by `voice` (built and warmed off the audio thread) with a
-        50 ms equal-power crossfade. Safe from any thread: one reference assignment each."""
+    def swap_voice(self, index: int, kind: str) -> None:
+        """Voice `index` plays `kind` from now on, through a 50 ms equal-power crossfade.
+
+        Audio thread (the engine reads it from the command ring) or offline: the new voice was
+        built and warmed with the processor; this only resets it and points references.
+        """
+        if kind not in self.kinds or self.kinds.index(kind) not in self._alternatives[index]:
+            raise TuttiError(
+                f"voice kind {kind!r} is not loaded: the configured kinds are {', '.join(self.kinds)}; "
+                "name it in the config (voices.NAME.kind) to swap to it live"
+            )
+        self.swap_voice_to(index, self.kinds.index(kind))
+
+    def swap_voice_to(self, index: int, kind_index: int) -> None:
+        """`swap_voice` by kind index (the command ring's form); an unknown index does nothing."""
+        alternatives = self._alternatives[index]
+        if kind_index not in alternatives or kind_index == self.voice_kind[index]:
+            return
+        fade = self._fades[index]
         current = self.voices[index]
-        if isinstance(current, Crossfade):
-            current = current.new
-        voice.step(self.frame.copy())  # start on the current frame, not from silence
-        fade = Crossfade(current, voice, round(SWAP_FADE_S * self.sample_rate_hz))
-        self._voice_rows[index] = (fade, self.voice_out[index])
+        if current is fade:
+            current = fade.new
+        new = alternatives[kind_index]
+        new.reset()
+        new.step(self.frame)  # start on the current frame, not from silence
+        fade.begin(current, new)
         self.voices[index] = fade
+        self.voice_kind[index] = kind_index
 
     def request_panic(self) -> None:
-        """Mute everything and reset the voices at the next block (safe from any thread)."""
+        """Fade everything out within a few ms, mute it and reset the voices (any thread)."""
         self._panic_requested = True
 
     def _panic(self) -> None:
         self._panic_requested = False
         self.params.voices[:, MUTE] = 1.0
-        for voice in self.voices:
-            voice.reset()
+        self._panic_reset_left = round(PANIC_RAMP_S * self.sample_rate_hz)
+
+    def _fault(self, index: int) -> None:
+        """A voice that raised is silenced from here on and counted; the others play on."""
+        self.voice_exceptions += 1
+        self.faulted[index] = 1
+        self._fault_pending = True
 
     def process(self, block: np.ndarray, count: int = -1) -> int:
         """Process the first `count` samples of `block` (all of it by default); returns count."""
@@ -181,6 +281,7 @@ class BlockProcessor:
         analyzer = self.analyzer
         echo = self.echo
         analysis_input = block if echo is None else self._analysis_input
+        voices, rows, faulted = self.voices, self._rows, self.faulted
         hop = self.frame_samples
         position = 0
         while position < count:
@@ -188,23 +289,34 @@ class BlockProcessor:
             if echo is not None:
                 echo.process(block, position, take, analysis_input)
             analyzer.push(analysis_input, position, take)
-            for voice, row in self._voice_rows:
-                voice.render(row, position, take)
+            for v in range(len(voices)):
+                if not faulted[v]:
+                    try:
+                        voices[v].render(rows[v], position, take)
+                    except Exception:  # noqa: BLE001 (a broken voice must not stop the stream)
+                        self._fault(v)
             position += take
             if analyzer.pending == hop:
                 analyzer.compute_frame(self.frame)
                 self.history.append(self.frame)
                 self.frame_index += 1
                 self.scheduler.on_frame(self.frame_index)
-                for voice in self.voices:
-                    voice.step(self.frame)
+                self._step_voices()
+        slew = self._max_step
+        if self._panic_reset_left:
+            slew *= PANIC_SLEW_FACTOR
         new_faults = mix_block(
             voice_out, block, count, self.params.voices, self.params.master, self.faulted,
             self._current_gains, self._current_master, self._limiter_gain, self._ceiling,
-            self._max_step, self._release_coef, self.mix_out,
+            slew, self._release_coef, self.mix_out,
         )
-        if new_faults:
+        if new_faults or self._fault_pending:
             self._handle_faults()
+        if self._panic_reset_left:
+            self._panic_reset_left = max(0, self._panic_reset_left - count)
+            if not self._panic_reset_left:
+                for voice in voices:
+                    voice.reset()
         if echo is not None:
             if self._calibration_left:
                 self._calibration_left = add_calibration_noise(
@@ -213,13 +325,30 @@ class BlockProcessor:
             echo.push_reference(self.mix_out, count)
         return count
 
+    def _step_voices(self) -> None:
+        """One control frame for every playing voice; a finished crossfade hands over to its new voice."""
+        voices, faulted, fades = self.voices, self.faulted, self._fades
+        for v in range(len(voices)):
+            voice = voices[v]
+            if voice is fades[v] and voice.finished:
+                voice = voices[v] = voice.new
+            if not faulted[v]:
+                try:
+                    voice.step(self.frame)
+                except Exception:  # noqa: BLE001 (a broken voice must not stop the stream)
+                    self._fault(v)
+
     def _handle_faults(self) -> None:
         """Reset each newly faulted voice once; it stays muted and is counted."""
+        self._fault_pending = False
         for index in range(len(self.voices)):
             if self.faulted[index] and not self._fault_seen[index]:
                 self._fault_seen[index] = 1
                 self.fault_count += 1
-                self.voices[index].reset()
+                try:
+                    self.voices[index].reset()
+                except Exception:  # noqa: BLE001
+                    pass
 
     def render(
         self, audio: np.ndarray, block_samples: int, block_times_us: list[float] | None = None

@@ -1,8 +1,8 @@
 """Swapping a voice while it plays: the old and new voice crossfade at equal power.
 
-The new voice is built and warmed up off the audio thread; the processor then swaps a
-`Crossfade` in by reference. It renders both voices into its own preallocated buffers for
-`fade_samples` and mixes them with sine/cosine gains, so the swap leaves no click.
+Every alternative voice is built and warmed up before the stream starts; a swap points the
+voice's preallocated `Crossfade` at the old and the new one. It renders both into its own
+buffers for `fade_samples` and mixes them with sine/cosine gains, so the swap leaves no click.
 """
 
 from __future__ import annotations
@@ -29,18 +29,28 @@ def _mix_crossfade(
 
 
 class Crossfade:
-    """A voice that fades from `old` to `new` over `fade_samples`, then is just `new`."""
+    """Fades from one voice to another over `fade_samples`, then plays only the new one.
 
-    def __init__(self, old: Voice, new: Voice, fade_samples: int) -> None:
-        self.name = new.name
-        self.old = old
-        self.new = new
+    One per voice slot, allocated when the processor is built; `begin` (audio thread) only
+    assigns references and a counter, so a swap allocates nothing while the stream runs.
+    """
+
+    def __init__(self, name: str, fade_samples: int) -> None:
+        self.name = name
+        self.old: Voice | None = None
+        self.new: Voice | None = None
         self.fade_samples = fade_samples
-        self.done = 0
+        self.done = fade_samples
         self._old_buffer = np.zeros(MAX_BLOCK_SAMPLES, dtype=np.float32)
         self._new_buffer = np.zeros(MAX_BLOCK_SAMPLES, dtype=np.float32)
         _mix_crossfade(self._new_buffer, 0, self._old_buffer, self._new_buffer, 1, 0, 1)  # compile now
         self._new_buffer[:] = 0.0
+
+    def begin(self, old: Voice, new: Voice) -> None:
+        """Start fading from `old` (playing now) to `new` (already reset and warmed)."""
+        self.old = old
+        self.new = new
+        self.done = 0
 
     @property
     def finished(self) -> bool:
@@ -65,4 +75,5 @@ class Crossfade:
 
     def reset(self) -> None:
         self.done = self.fade_samples
-        self.new.reset()
+        if self.new is not None:
+            self.new.reset()
