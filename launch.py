@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     from training.data.cli import add_prepare_data_parser
 
     add_prepare_data_parser(commands)
+
+    from training.voice.cli import add_voice_parsers
+
+    add_voice_parsers(commands)
     return parser
 
 

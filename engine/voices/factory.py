@@ -9,13 +9,18 @@ from engine.errors import TuttiError
 from engine.rates import CONTROL_RATE_HZ, frame_samples
 from engine.synth.voice_synth import VoiceSynth
 from engine.voices.base import Voice
+from engine.voices.neural import MODEL_PREFIX, build_model_voice
 from engine.voices.reference import TIMBRES, ReferenceVoice
 
 
 def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
     """One voice, compiled and ready to render (call it off the audio thread)."""
+    if voice.kind.startswith(MODEL_PREFIX):
+        return build_model_voice(name, voice, config)
     if voice.kind not in TIMBRES:
-        raise TuttiError(f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)}")
+        raise TuttiError(
+            f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)} or model:NAME"
+        )
     sample_rate_hz = config.engine.sample_rate_hz
     synth = VoiceSynth(
         sample_rate_hz,

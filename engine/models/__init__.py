@@ -1,0 +1,1 @@
+"""ONNX model runners (onnxruntime only, no torch): the instrument decoders of `decoder`."""
