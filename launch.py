@@ -68,9 +68,9 @@ def _cmd_live(args: argparse.Namespace) -> None:
     )
     if session["recording"] and session["recording"].get("error"):
         print(f"tutti: {session['recording']['error']}", file=sys.stderr)
-    if session["device_lost"]:
-        # PortAudio hangs in stop() and at exit once its JACK server is gone: leave without it.
-        print(f"tutti: error: {session['stop_reason']}; the recording was closed", file=sys.stderr, flush=True)
+    if session["failure"]:
+        # PortAudio and MIDI can hang at exit once their JACK server is gone: leave without them.
+        print(f"tutti: error: {session['failure']}; the recording was closed", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(1)
 
@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     from training.data.cli import add_prepare_data_parser
 
     add_prepare_data_parser(commands)
+
+    from engine.retrieval.cli import add_retrieval_parsers
+
+    add_retrieval_parsers(commands)
 
     from training.voice.cli import add_voice_parsers
 

@@ -145,11 +145,11 @@ def entry_from_audio(path: Path, root: Path) -> SongEntry:
     """A plain audio file as a one-stem song: analysed here, stored as 50 Hz curves, by path."""
     from engine.audio_io import read_mono
     from engine.features.streaming import StreamingAnalyzer
-    from engine.tempo_key import TempoKeyTask
+    from engine.retrieval.plan import player_tempo_key
 
     frames = StreamingAnalyzer(ANALYSIS_RATE_HZ).analyze(read_mono(path, ANALYSIS_RATE_HZ)).values
     vectors, summaries = embed_song(frames)
-    estimate = TempoKeyTask().compute(frames)
+    estimate = player_tempo_key(frames)
     part = Part("audio", "melody", -1, False, True, curves=curves_from_frames(frames))
     return SongEntry(
         song_key=f"audio/{path.relative_to(root).as_posix()}", dataset="audio", split="train",
