@@ -241,6 +241,8 @@ class BlockProcessor:
 
     def swap_voice_to(self, index: int, kind_index: int) -> None:
         """`swap_voice` by kind index (the command ring's form); an unknown index does nothing."""
+        if not 0 <= index < len(self._alternatives):
+            return
         alternatives = self._alternatives[index]
         if kind_index not in alternatives or kind_index == self.voice_kind[index]:
             return

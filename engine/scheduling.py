@@ -105,7 +105,8 @@ class ControlBus:
         self.stamps = self.arrays["bus_stamps"]
         self.state = self.arrays["bus_state"]
         self.worker = self.arrays["bus_worker"]
-        self.reset()
+        if arrays is None:
+            self.reset()  # attached arrays are reset by their owner (the processor's reset)
 
     def reset(self) -> None:
         self.rows[:] = 0.0

@@ -10,17 +10,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import threading
 from collections.abc import Callable
 from typing import TextIO
 
-from engine.config import TuttiConfig
 from engine.errors import TuttiError
 from engine.parameters import LiveParameters
-from engine.processor import BlockProcessor
-from engine.voices import build_voice
+from realtime.engine_client import EngineClient
 from realtime.midi import MidiController
 
 
@@ -29,16 +26,14 @@ class Console:
 
     def __init__(
         self,
-        config: TuttiConfig,
-        processor: BlockProcessor,
+        engine: EngineClient,
         parameters: LiveParameters,
         midi: MidiController | None,
         request_stop: Callable[[], None],
         source: TextIO = sys.stdin,
         out: TextIO = sys.stdout,
     ) -> None:
-        self._config = config
-        self._processor = processor
+        self._engine = engine
         self._parameters = parameters
         self._midi = midi
         self._request_stop = request_stop
@@ -63,9 +58,10 @@ class Console:
     def execute(self, words: list[str]) -> str:
         """Run one command; returns the line to print."""
         command, arguments = words[0].lower(), words[1:]
-        voices = self._processor.voice_names
+        voices = self._engine.voice_names
         if command in ("p", "panic"):
-            self._processor.request_panic()
+            if not self._engine.panic():
+                raise TuttiError("the engine's command queue is full: press panic again")
             return "panic: all voices muted and reset (`unmute` to play again)"
         if command in ("u", "unmute"):
             for name in voices:
@@ -82,11 +78,7 @@ class Console:
             return ", ".join(self._parameters.names)
         if command == "swap" and len(arguments) == 2:
             name, kind = arguments
-            if name not in voices:
-                raise TuttiError(f"voice {name!r} does not exist: voices are {', '.join(voices)}")
-            current = dict(self._config.voices)[name]
-            voice = build_voice(name, dataclasses.replace(current, kind=kind), self._config)
-            self._processor.swap_voice(voices.index(name), voice)
+            self._engine.swap(name, kind)
             return f"{name} now plays {kind}"
         if command == "learn" and len(arguments) == 1:
             if self._midi is None:

@@ -1,25 +1,24 @@
-"""The live host: one duplex stream feeding the shared block processor (DESIGN.md section 9).
+"""`launch.py live` in the control process: the engine process plays, everything else is here.
 
-The callback copies the input block into a preallocated buffer, runs the processor (numba
-kernels that release the GIL), copies the mix out and hands everything to the recorder's
-ring. It never allocates buffers, locks, logs or touches Qt. A watchdog on callback arrivals
-notices a device that vanished (PortAudio's stop() hangs when a JACK server dies) and closes
-the recording without waiting on the stream.
+The process the user started resolves the device and checks every option, then leaves the
+JACK graph and spawns the engine process (realtime/engine_process.py), which holds the duplex
+stream, the callback and the block processor alone. Here, beside it and meeting it only in
+shared memory, run the task workers, the recorder's writer, MIDI, the console and telemetry
+(DESIGN.md sections 9 and 11: a Python thread in the callback's process costs hundreds of
+xruns). A watchdog notices a device that stopped delivering audio (PortAudio's stop() hangs
+when a JACK server dies) and an engine process that died, and closes the take with every file
+readable either way.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import gc
 import json
-import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from demo.melody import DEMO_PATH
 from engine.audio_io import read_mono
@@ -29,20 +28,20 @@ from engine.features.frames import FEATURE_VERSION
 from engine.features.latency import measure_pitch_settle_ms
 from engine.latency import measure_onset_latency_samples
 from engine.offline import perform_file, prepare_output_dir
-from engine.parameters import LiveParameters
-from engine.processor import BlockProcessor
+from engine.processor import TEMPO_KEY_TASK
+from engine.safe_files import atomic_write_text
+from engine.tempo_key import TempoKeyTask
 from realtime.console import Console
-from realtime.copying import copy_from_file, copy_input_column, copy_mix_out
 from realtime.devices import NO_DEVICE_HINT, DuplexDevice, duplex_devices, resolve_device
+from realtime.engine_client import EngineClient
 from realtime.midi import MidiController
 from realtime.recorder import SessionRecorder
-from realtime.round_trip import ClickProbe, jack_ports, measure_with_loopback
-from realtime.telemetry import CallbackTelemetry
-from realtime.workers import TaskWorker
+from realtime.workers import TaskWorkers
 
-SWITCH_INTERVAL_S = 0.0005
 WATCHDOG_MIN_S = 0.5          # silence longer than this (or 20 blocks) means the device is gone
 TELEMETRY_PRINT_S = 2.0
+MAIN_LOOP_S = 0.02
+MIDI_CLOSE_TIMEOUT_S = 2.0    # closing MIDI against a dead JACK server can hang
 
 
 @dataclass(frozen=True)
@@ -63,56 +62,65 @@ def default_session_dir() -> Path:
     return Path("sessions") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def _check_rate(device: DuplexDevice, sample_rate_hz: int) -> None:
+    import sounddevice as sd
+
+    try:
+        sd.check_input_settings(device.index, channels=1, dtype="float32", samplerate=sample_rate_hz)
+        sd.check_output_settings(device.index, channels=2, dtype="float32", samplerate=sample_rate_hz)
+    except sd.PortAudioError as err:
+        raise TuttiError(
+            f"device {device.name!r} refuses {sample_rate_hz} Hz ({err}): "
+            "set engine.sample_rate_hz to a rate it supports (48000 or 96000)"
+        ) from None
+
+
+def _leave_audio_graph() -> None:
+    """PortAudio joined the audio server (a JACK client) when it listed devices; the engine
+    process holds the stream, so this process leaves."""
+    import sounddevice as sd
+
+    sd._terminate()  # noqa: SLF001 (sounddevice has no public call for it)
+
+
 class LiveSession:
-    """A running duplex stream with its processor, task worker, recorder and telemetry."""
+    """A live take seen from the control process: the engine process, task workers, recorder,
+    MIDI, console and telemetry."""
 
     def __init__(self, config: TuttiConfig, device: DuplexDevice, options: LiveOptions) -> None:
-        import sounddevice as sd
-
         self.device = device
         self.options = options
         self.sample_rate_hz = config.engine.sample_rate_hz
         self.block_samples = config.engine.block_samples
-        self._check_rate(device)
-        on_jack = "JACK" in device.host_api
-        ports_before = jack_ports() if on_jack else set()
-        self._probe: ClickProbe | None = None
-        self.stream = sd.Stream(
-            device=(device.index, device.index),
-            samplerate=self.sample_rate_hz,
-            blocksize=self.block_samples,
-            channels=(1, 2),
-            dtype="float32",
-            latency="low",
-            callback=self._callback,
-        )
-        self.device_latency_s = float(sum(self.stream.latency))
-        measured = self._measure_round_trip(ports_before) if on_jack else None
-        self.round_trip_source = "measured (JACK loopback click)" if measured else "reported"
-        reported = round(self.device_latency_s * self.sample_rate_hz)
-        self.round_trip_samples = max(measured or reported, self.block_samples)
-        self.config = self._resolve_echo(config)
-        self.processor = BlockProcessor(self.config)
-        self.worker = TaskWorker(self.processor.scheduler)
-        self.telemetry = CallbackTelemetry(self.block_samples, self.sample_rate_hz)
-        self._input_buffer = np.zeros(self.block_samples * 32, dtype=np.float32)
-        self._file = (
-            read_mono(options.input_file, self.sample_rate_hz) if options.input_file is not None else None
-        )
-        self._file_position = 0
-        self._warm_up_callback()
+        _check_rate(device, self.sample_rate_hz)
+        audio = read_mono(options.input_file, self.sample_rate_hz) if options.input_file is not None else None
+        _leave_audio_graph()
+        self.engine = EngineClient(config, device, audio, options.loop, options.headphones)
+        self.parameters = self.engine.parameters
+        self.midi: MidiController | None = None
+        try:
+            self.midi = self._open_midi(config)  # while the engine process warms up
+            ready = self.engine.wait_ready()
+        except BaseException:
+            self._release()
+            raise
+        self.config = ready.config
+        self.device_latency_s = ready.device_latency_s
+        self.round_trip_samples = ready.round_trip_samples
+        self.round_trip_source = ready.round_trip_source
+        self.portaudio = ready.portaudio
+        self.voice_names = self.engine.voice_names
+        self.workers = TaskWorkers(self.engine.scheduler)
         self.recorder: SessionRecorder | None = None
+        self.recording_summary: dict | None = None
         self.stop_reason = ""
-        self.device_lost = False
+        self.failure: str | None = None  # why the take ended abnormally (exit code 1)
+        self.started_at = ""
         self._stop_requested = False
-        self.parameters = LiveParameters(
-            self.processor.voice_names, self.processor.params.voices, self.processor.params.master
-        )
-        self.midi = self._open_midi()
 
-    def _open_midi(self) -> MidiController | None:
+    def _open_midi(self, config: TuttiConfig) -> MidiController | None:
         """MIDI control from the configured port and/or a virtual input, with the saved bindings."""
-        midi = self.config.midi
+        midi = config.midi
         if not (midi.port or midi.virtual_port or midi.bindings):
             return None
         try:
@@ -122,7 +130,7 @@ class LiveSession:
                 raise
             print(f"tutti: playing without MIDI: {err}", file=sys.stderr, flush=True)
             return None
-        controller.on_panic = self.processor.request_panic
+        controller.on_panic = self.engine.panic
         try:
             if midi.port:
                 controller.connect(midi.port)
@@ -134,106 +142,27 @@ class LiveSession:
         controller.start_watch()
         return controller
 
-    def _measure_round_trip(self, ports_before: set[str]) -> int | None:
-        """Run the stream briefly with a click probe through a JACK loopback of our own ports."""
-        self._probe = ClickProbe(self.sample_rate_hz)
-        self.stream.start()
-        try:
-            ours = jack_ports() - ports_before
-
-            def wait(condition) -> None:  # noqa: ANN001
-                deadline = time.monotonic() + 3.0
-                while not condition() and time.monotonic() < deadline:
-                    time.sleep(0.01)
-
-            return measure_with_loopback(self._probe, ours, wait)
-        finally:
-            self.stream.stop()
-            self._probe = None
-
-    def _warm_up_callback(self) -> None:
-        """Compile the callback's copy kernels for PortAudio's buffer types before the stream runs."""
-        frames = self.block_samples
-        indata = np.zeros((frames, 1), dtype=np.float32)
-        outdata = np.zeros((frames, 2), dtype=np.float32)
-        copy_input_column(indata, self._input_buffer, frames)
-        if self._file is not None:
-            copy_from_file(self._file, 0, False, self._input_buffer, frames)
-        copy_mix_out(self.processor.mix_out, outdata, frames)
-        self.processor.reset()
-
-    def _check_rate(self, device: DuplexDevice) -> None:
-        import sounddevice as sd
-
-        try:
-            sd.check_input_settings(device.index, channels=1, dtype="float32", samplerate=self.sample_rate_hz)
-            sd.check_output_settings(device.index, channels=2, dtype="float32", samplerate=self.sample_rate_hz)
-        except sd.PortAudioError as err:
-            raise TuttiError(
-                f"device {device.name!r} refuses {self.sample_rate_hz} Hz ({err}): "
-                "set engine.sample_rate_hz to a rate it supports (48000 or 96000)"
-            ) from None
-
-    def _resolve_echo(self, config: TuttiConfig) -> TuttiConfig:
-        """The echo canceller listens to a microphone on speakers: its bulk delay is the round trip.
-
-        With --headphones or a file as the input there is no acoustic path, so it is off. The
-        resolved values go into the take's config.toml, so `perform` reproduces the take.
-        """
-        echo = config.echo
-        if self.options.headphones or self.options.input_file is not None:
-            echo = dataclasses.replace(echo, enabled=False)
-        elif echo.enabled and echo.bulk_delay_samples == 0:
-            echo = dataclasses.replace(echo, bulk_delay_samples=self.round_trip_samples)
-        return dataclasses.replace(config, echo=echo)
-
-    @property
-    def file_finished(self) -> bool:
-        return self._file is not None and not self.options.loop and self._file_position >= len(self._file)
-
-    def _callback(self, indata, outdata, frames, time_info, status) -> None:  # noqa: ANN001
-        if self._probe is not None:
-            self._probe.process(indata, outdata, frames)
-            return
-        arrival = time.perf_counter()
-        buffer = self._input_buffer
-        if self._file is not None:
-            self._file_position = copy_from_file(self._file, self._file_position, self.options.loop, buffer, frames)
-        else:
-            copy_input_column(indata, buffer, frames)
-        processor = self.processor
-        processor.process(buffer, frames)
-        copy_mix_out(processor.mix_out, outdata, frames)
-        if self.recorder is not None:
-            self.recorder.push(buffer, processor.mix_out, processor.voice_out, frames)
-        self.telemetry.record_callback(arrival, time.perf_counter(), bool(status))
-
     def run(self) -> None:
-        """Stream until the duration passes, the input file ends, Ctrl-C, or the device vanishes."""
+        """Stream until the duration passes, the input file ends, Ctrl-C, the device vanishes or
+        the engine process dies; then close the take with every file readable."""
         options = self.options
         if options.record_dir is not None:
-            if options.record_dir.exists():
-                shutil.rmtree(options.record_dir)  # prepare_output_dir allowed it (--force)
             self.recorder = SessionRecorder(
-                options.record_dir, self.sample_rate_hz, self.processor.voice_names,
-                input_shift_samples=self.round_trip_samples,
+                options.record_dir, self.sample_rate_hz, self.voice_names,
+                input_shift_samples=self.round_trip_samples, feed=self.engine.feed,
             )
+            self._write_take_files(provisional=True)
             self.recorder.start()
-        self.worker.start()
-        Console(self.config, self.processor, self.parameters, self.midi, self.request_stop).start()
-        previous_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
-        gc.collect()
-        gc.freeze()
-        gc.disable()
+        self.workers.start()
+        Console(self.engine, self.parameters, self.midi, self.request_stop).start()
         self.started_at = dt.datetime.now().isoformat(timespec="seconds")
         watchdog_s = max(WATCHDOG_MIN_S, 20 * self.block_samples / self.sample_rate_hz)
-        self.stream.start()
-        started = time.perf_counter()
-        last_print = started
         try:
+            self.engine.go()
+            started = time.perf_counter()
+            last_print = started
             while True:
-                time.sleep(0.02)
+                time.sleep(MAIN_LOOP_S)
                 now = time.perf_counter()
                 self.stop_reason = self._reason_to_stop(now, started, watchdog_s)
                 if self.stop_reason:
@@ -241,36 +170,53 @@ class LiveSession:
                 if options.print_telemetry and now - last_print >= TELEMETRY_PRINT_S:
                     last_print = now
                     print(self.status_line(), flush=True)
-                if now - started > 1.0 and int((now - started) * 50) % 100 == 0:
-                    gc.collect(0)  # young-generation collection on this thread, never the audio thread
         except KeyboardInterrupt:
             self.stop_reason = "stopped by Ctrl-C"
+        except TuttiError as err:
+            self.stop_reason = self.failure = str(err)
         finally:
-            if not self.device_lost:
-                self.stream.stop()
-                self.stream.close()
-            gc.enable()
-            gc.unfreeze()
-            sys.setswitchinterval(previous_interval)
-            self.worker.stop()
-            if self.midi is not None:
-                self.midi.close()
-            self.recording_summary = self.recorder.stop() if self.recorder is not None else None
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        """Engine first (abandoned if its device is gone), then the recording, then the rest;
+        MIDI, which can hang against a dead JACK server, last and bounded."""
+        self.engine.stop(abandon=self.failure is not None)
+        self.telemetry = self.engine.telemetry_snapshot()
+        if self.recorder is not None:
+            self.recording_summary = self.recorder.stop()
+        self.workers.stop()
+        if self.midi is not None:
+            closer = threading.Thread(target=self.midi.close, name="tutti-midi-close", daemon=True)
+            closer.start()
+            closer.join(MIDI_CLOSE_TIMEOUT_S)
+
+    def _release(self) -> None:
+        """Undo a start-up that failed half-way."""
+        self.engine.stop()
+        self.engine.close()
+        if self.midi is not None:
+            self.midi.close()
 
     def _reason_to_stop(self, now: float, started: float, watchdog_s: float) -> str:
-        """Why the take should end now, or "" to go on."""
+        """Why the take should end now, or "" to go on; sets `failure` for abnormal ends."""
         elapsed = now - started
+        engine = self.engine
+        if not engine.alive:
+            self.failure = (f"the engine process died (exit code {engine.process.exitcode}) after "
+                            f"{elapsed:.1f} s")
+            return self.failure
         if self.options.duration_s is not None and elapsed >= self.options.duration_s:
             return f"duration {self.options.duration_s:g} s reached"
         if self._stop_requested:
             return "stopped from the terminal"
-        if self.file_finished and self.options.duration_s is None:
+        if engine.file_finished and self.options.duration_s is None:
             return "input file finished"
-        arrival = self.telemetry.last_arrival_s
+        arrival = engine.telemetry.last_arrival_s
         silent_s = now - (arrival if arrival > 0 else started)
         if silent_s > watchdog_s and elapsed > 1.0:
-            self.device_lost = True
-            return f"audio device {self.device.name!r} stopped delivering audio ({silent_s:.1f} s without a callback)"
+            self.failure = (f"audio device {self.device.name!r} stopped delivering audio "
+                            f"({silent_s:.1f} s without a callback)")
+            return self.failure
         if self.recorder is not None and self.recorder.error:
             return self.recorder.error
         return ""
@@ -279,58 +225,79 @@ class LiveSession:
         """End the take at the main loop's next check (any thread)."""
         self._stop_requested = True
 
+    def tempo_key_text(self) -> str:
+        current = self.engine.scheduler.bus.current(TEMPO_KEY_TASK)
+        if current is None:
+            return ""
+        key = TempoKeyTask.decode(*current)
+        return f" | {key.tempo_bpm:.0f} BPM, {key.key_name}"
+
     def status_line(self) -> str:
-        t = self.telemetry.snapshot()
-        key = self.processor.tempo_key.current
-        musical = f" | {key.tempo_bpm:.0f} BPM, {key.key_name}" if key is not None else ""
+        t = self.engine.telemetry_snapshot()
         return (
             f"callbacks {t['callbacks']}  xruns {t['xruns']}  callback p50 {t['callback_ms_p50']:.2f} ms "
             f"p99 {t['callback_ms_p99']:.2f} ms max {t['callback_ms_max']:.2f} ms  "
-            f"misses {self.processor.scheduler.deadline_misses}  cpu {t['cpu_load']:.0%}{musical}"
+            f"misses {t['deadline_misses']}  faults {t['voice_faults']}  engine cpu {t['cpu_load']:.0%}"
+            f"{self.tempo_key_text()}"
         )
 
-    def session_record(self) -> dict:
-        """session.json for a live take."""
-        import sounddevice as sd
-
-        onset_ms = measure_onset_latency_samples(self.config) * 1000.0 / self.sample_rate_hz
-        device_ms = self.device_latency_s * 1000.0
-        telemetry = self.telemetry.snapshot()
-        telemetry["deadline_misses"] = self.processor.scheduler.deadline_misses
-        telemetry["voice_faults"] = self.processor.fault_count
-        telemetry["latency_ms"] = {
-            "onset": onset_ms,
-            "pitch_settle": measure_pitch_settle_ms(self.sample_rate_hz, 110.0),
-            "device": device_ms,
-            "total": onset_ms + device_ms,
-        }
-        key = self.processor.tempo_key.current
+    def session_record(self, final: bool = True) -> dict:
+        """session.json for a live take (provisional until the take has ended)."""
+        telemetry = dict(self.telemetry) if final else {}
+        if final:
+            onset_ms = measure_onset_latency_samples(self.config) * 1000.0 / self.sample_rate_hz
+            device_ms = self.device_latency_s * 1000.0
+            telemetry["latency_ms"] = {
+                "onset": onset_ms,
+                "pitch_settle": measure_pitch_settle_ms(self.sample_rate_hz, 110.0),
+                "device": device_ms,
+                "total": onset_ms + device_ms,
+            }
+        current = self.engine.scheduler.bus.current(TEMPO_KEY_TASK)
+        key = None if current is None else TempoKeyTask.decode(*current)
         return {
             "mode": "live",
+            "provisional": not final,
             "host_api": self.device.host_api,
             "device": self.device.name,
-            "portaudio": sd.get_portaudio_version()[1],
+            "portaudio": self.portaudio,
             "start_time": self.started_at,
             "stop_reason": self.stop_reason,
             "sample_rate_hz": self.sample_rate_hz,
             "block_samples": self.block_samples,
             "feature_version": FEATURE_VERSION,
             "input": str(self.options.input_file) if self.options.input_file else "microphone",
-            "voices": list(self.processor.voice_names),
-            "models": {name: voice.kind for name, voice in self.config.voices},
+            "voices": list(self.voice_names),
+            "models": self.engine.playing_kinds(),
             "index": None,
             "round_trip": {"samples": self.round_trip_samples, "source": self.round_trip_source},
-            "echo_canceller": None if self.processor.echo is None else {
-                "bulk_delay_samples": self.processor.echo.bulk_delay_samples,
-                "erle_db": self.processor.echo.erle_db,
+            "echo_canceller": None if not self.config.echo.active else {
+                "bulk_delay_samples": self.config.echo.bulk_delay_samples,
             },
             "midi": self._midi_record(),
             "tempo_key": None if key is None else {"tempo_bpm": key.tempo_bpm, "key": key.key_name},
             "telemetry": telemetry,
             "recording": self.recording_summary,
+            "task_errors": list(self.workers.errors),
             "config": config_to_dict(self.config),
         }
 
+    def _write_take_files(self, provisional: bool) -> None:
+        """config.toml and session.json beside the take's WAVs, each written atomically: a
+        provisional session.json at the start (a killed take can still be reproduced), the
+        final one at the end."""
+        folder = self.options.record_dir
+        if provisional:
+            atomic_write_text(folder / "config.toml", config_to_toml(self.config))
+        atomic_write_text(folder / "session.json", json.dumps(self.session_record(final=not provisional), indent=2))
+
+    def finish(self) -> dict:
+        """After `run`: the final session record, written into the take's folder."""
+        record = self.session_record()
+        if self.options.record_dir is not None:
+            self._write_take_files(provisional=False)
+        self.engine.close()
+        return record
 
     def _midi_record(self) -> dict:
         if self.midi is None:
@@ -346,9 +313,13 @@ class LiveSession:
 
 
 def run_live(config: TuttiConfig, options: LiveOptions) -> dict:
-    """`launch.py live`: stream through a duplex device, or perform offline when there is none."""
+    """`launch.py live`: stream through a duplex device, or perform offline when there is none.
+
+    The record's "failure" is None for a take that ended normally, else the one-line reason
+    (the device vanished, the engine process died): the caller exits with code 1.
+    """
     if options.record_dir is not None:
-        prepare_output_dir(options.record_dir, options.force)
+        prepare_output_dir(options.record_dir, options.force, config.voice_names)
     devices = duplex_devices()
     if not devices:
         source = options.input_file or DEMO_PATH
@@ -359,18 +330,17 @@ def run_live(config: TuttiConfig, options: LiveOptions) -> dict:
             file=sys.stderr, flush=True,
         )
         folder.parent.mkdir(parents=True, exist_ok=True)
-        return perform_file(source, folder, config, force=options.force, mode="offline-fallback")
+        record = perform_file(source, folder, config, force=options.force, mode="offline-fallback")
+        record["failure"] = None
+        return record
     device = resolve_device(options.device)
     session = LiveSession(config, device, options)
     print(
         f"tutti: live on {device.name} ({device.host_api}), {session.sample_rate_hz} Hz, "
-        f"block {session.block_samples}, voices {', '.join(session.processor.voice_names)}",
+        f"block {session.block_samples}, voices {', '.join(session.voice_names)}",
         flush=True,
     )
     session.run()
-    record = session.session_record()
-    if options.record_dir is not None:
-        (options.record_dir / "config.toml").write_text(config_to_toml(session.config), encoding="utf-8")
-        (options.record_dir / "session.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    record["device_lost"] = session.device_lost
+    record = session.finish()
+    record["failure"] = session.failure
     return record

@@ -8,7 +8,7 @@ One reader thread polls rtmidi's input queues every `read_interval_s` instead of
 callbacks: with JACK a Python callback runs on the JACK process thread and needs the GIL there,
 and opening or closing ports while messages flowed then crashed the process (3 of 3 stress
 runs with callbacks segfaulted or hung, 0 of 6 with polling). Polling adds at most one
-interval (1 ms) of latency.
+interval (5 ms: the control process's threads wake at most 200 times a second) of latency.
 """
 
 from __future__ import annotations
@@ -99,10 +99,16 @@ class MidiLogEntry:
 
 
 def _parse(message: list[int]) -> tuple[str, int, int, int] | None:
-    """(kind, channel, number, value) of a CC or a note-on with velocity > 0, else None."""
-    if len(message) < 3:
+    """(kind, channel, number, value) of a CC or a note-on with velocity > 0, else None.
+
+    Data bytes must be 0..127: a corrupt message (a data byte with the top bit set) is ignored,
+    never learnt as a control number the config would refuse.
+    """
+    if len(message) != 3:
         return None
     status, number, value = message[0], message[1], message[2]
+    if not (0 <= number <= 0x7F and 0 <= value <= 0x7F):
+        return None
     if status & 0xF0 == _CONTROL_CHANGE:
         return ("cc", status & 0x0F, number, value)
     if status & 0xF0 == _NOTE_ON and value > 0:
@@ -121,7 +127,7 @@ class MidiController:
         api: int = DEFAULT_API,
         client_name: str = "tutti",
         *,
-        read_interval_s: float = 0.001,
+        read_interval_s: float = 0.005,
         log_size: int = 10_000,
     ) -> None:
         self._parameters = parameters

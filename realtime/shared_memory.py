@@ -6,12 +6,16 @@ array starts on a 64-byte boundary (its own cache line, and int64 cells are natu
 so a single store is atomic on x86-64).
 
 Python 3.11's `SharedMemory(name=...)` registers the block with the attaching process's resource
-tracker as if it owned it, and that tracker unlinks it when the child exits: the control
-process's arrays would vanish under it. `attach` unregisters it there; only the creator unlinks.
+tracker as if it owned it. A process that multiprocessing spawned shares its parent's tracker, so
+the registration is the one the creator made (a set: nothing changes), and unregistering it there
+would drop the creator's, whose unlink would then upset the tracker. Any other process has a
+tracker of its own that would unlink the block when that process exits, under the creator's
+feet: `attach` unregisters it there. Only the creator unlinks.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
@@ -60,16 +64,14 @@ class SharedArena:
     def attach(cls, name: str, layout: Layout) -> SharedArena:
         """Map an existing arena (the engine process), without adopting it in the resource tracker."""
         memory = shared_memory.SharedMemory(name=name)
-        resource_tracker.unregister(memory._name, "shared_memory")  # noqa: SLF001 (see module docstring)
+        if multiprocessing.parent_process() is None:  # not sharing the creator's tracker
+            resource_tracker.unregister(memory._name, "shared_memory")  # noqa: SLF001 (see module docstring)
         return cls(memory, tuple(layout), owner=False)
 
     def close(self) -> None:
-        """Drop the views and unmap; the owner also unlinks the block."""
-        self.arrays.clear()
-        try:
-            self._memory.close()
-        except BufferError:  # a view still exported elsewhere in this process: unmapped at exit
-            pass
+        """Forget the block: the owner unlinks its name. The mapping itself goes when the last
+        view of it is garbage (unmapping under a live numpy view would make it read garbage)."""
+        self.arrays = {}
         if self.owner:
             try:
                 self._memory.unlink()

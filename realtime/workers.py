@@ -1,46 +1,58 @@
-"""The worker thread that computes deadline-scheduled tasks live (engine/scheduling.py).
+"""The workers that compute deadline-scheduled tasks live (engine/scheduling.py), one thread per
+task in the control process, so a slow task cannot make another miss.
 
-It waits for a slot's `requested_trigger` to change (a fixed frame index published by the
-audio thread), computes from the frames up to that trigger, and stamps the result. It polls
-the trigger every millisecond: the audio thread never signals, locks or allocates for it.
+Each watches its task's requested trigger (a fixed frame index the audio thread publishes in
+shared memory), computes from the frames up to that trigger and writes the result into the
+control bus, where the audio thread brings it into force at trigger + lookahead. A worker
+polls every `POLL_S` (200 times a second at most): the audio thread never signals, locks or
+allocates for it, and the tasks' lookaheads (tens to hundreds of ms) dwarf the poll.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 
-from engine.scheduling import FrameScheduler
+from engine.scheduling import FAILURES, REQUESTED_TRIGGER, FrameScheduler
 
-POLL_S = 0.001
+POLL_S = 0.005
 
 
-class TaskWorker:
-    """Runs every slot of `scheduler` on one background thread."""
+class TaskWorkers:
+    """One background thread per task of `scheduler` (which must be asynchronous)."""
 
     def __init__(self, scheduler: FrameScheduler) -> None:
         scheduler.synchronous = False
         self._scheduler = scheduler
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tutti-tasks", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, args=(index,), name=f"tutti-task-{task.name}", daemon=True)
+            for index, task in enumerate(scheduler.tasks)
+        ]
         self.errors: list[str] = []
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            if thread.ident is not None:
+                thread.join(timeout=5)
 
-    def _run(self) -> None:
-        done = {id(slot): -1 for slot in self._scheduler.slots}
-        while not self._stop.is_set():
-            for slot in self._scheduler.slots:
-                trigger = slot.requested_trigger
-                if trigger > done[id(slot)]:
-                    done[id(slot)] = trigger
-                    try:
-                        self._scheduler.run(slot, trigger)
-                    except Exception as err:  # a failing task must not kill the others
-                        self.errors.append(f"task {slot.task.name} failed at frame {trigger}: {err}")
-            time.sleep(POLL_S)
+    def _run(self, index: int) -> None:
+        scheduler = self._scheduler
+        bus = scheduler.bus
+        task = scheduler.tasks[index]
+        done = -1
+        while not self._stop.wait(POLL_S):
+            trigger = int(bus.state[index, REQUESTED_TRIGGER])
+            if trigger <= done:
+                continue
+            done = trigger
+            try:
+                scheduler.run(index, trigger)
+            except Exception as err:  # noqa: BLE001 (a failing task must not kill the others)
+                bus.worker[index, FAILURES] += 1
+                if len(self.errors) < 100:
+                    self.errors.append(f"task {task.name} failed at frame {trigger}: {err}")

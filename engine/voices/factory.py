@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 from engine.config import TuttiConfig, VoiceConfig
@@ -9,6 +10,7 @@ from engine.errors import TuttiError
 from engine.rates import CONTROL_RATE_HZ, frame_samples
 from engine.synth.voice_synth import VoiceSynth
 from engine.voices.base import Voice
+from engine.voices.fault_injection import FAULT_PREFIX, PLAYS_LIKE, RaisingVoice, frames_before_fault
 from engine.voices.neural import MODEL_PREFIX, build_model_voice
 from engine.voices.reference import TIMBRES, ReferenceVoice
 
@@ -17,6 +19,12 @@ def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
     """One voice, compiled and ready to render (call it off the audio thread)."""
     if voice.kind.startswith(MODEL_PREFIX):
         return build_model_voice(name, voice, config)
+    if voice.kind.startswith(FAULT_PREFIX):
+        try:
+            after_frames = frames_before_fault(voice.kind)
+        except ValueError as err:
+            raise TuttiError(f"voices.{name}.kind: {err}") from None
+        return RaisingVoice(build_voice(name, dataclasses.replace(voice, kind=PLAYS_LIKE), config), after_frames)
     if voice.kind not in TIMBRES:
         raise TuttiError(
             f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)} or model:NAME"
