@@ -175,6 +175,19 @@ def train(
                 "schedule": schedule.state_dict(), "state": state,
             })
 
+    def validate(record: dict[str, Any]) -> float:
+        """Validation loss now; best.pt follows the best one, early stopping counts the others."""
+        val_loss = _validate(model, synth, val, train_cfg.fft_sizes)
+        record["val_loss"] = val_loss
+        if val_loss < state["best_val_loss"]:
+            state["best_val_loss"], state["bad_validations"] = val_loss, 0
+            if rank == 0:
+                checkpoint.save(run_dir / checkpoint.BEST, {"config": config.to_dict(), "model": model.state_dict(),
+                                                            "step": state["step"], "val_loss": val_loss})
+        else:
+            state["bad_validations"] += 1
+        return val_loss
+
     for step in range(state["step"], train_cfg.max_steps):
         tick = time.perf_counter()
         batch = train_sampler.batch(np.random.default_rng([train_cfg.seed, step]), train_cfg.batch_size)
@@ -201,15 +214,7 @@ def train(
         state["train_s"] += record["step_s"]
         val_loss = None
         if val is not None and (step + 1) % train_cfg.val_every_steps == 0:
-            val_loss = _validate(model, synth, val, train_cfg.fft_sizes)
-            record["val_loss"] = val_loss
-            if val_loss < state["best_val_loss"]:
-                state["best_val_loss"], state["bad_validations"] = val_loss, 0
-                if rank == 0:
-                    checkpoint.save(run_dir / checkpoint.BEST, {"config": config.to_dict(), "model": model.state_dict(),
-                                                                "step": step + 1, "val_loss": val_loss})
-            else:
-                state["bad_validations"] += 1
+            val_loss = validate(record)
         state["history"].append(record)
         if progress is not None:
             progress.update(step, record["loss"], val_loss)
@@ -226,6 +231,9 @@ def train(
             break
     if progress is not None:
         progress.close()
+    history = state["history"]
+    if val is not None and history and "val_loss" not in history[-1]:
+        validate(history[-1])  # the final weights are judged too
     save_last()
     if val is None and rank == 0:  # no validation split: the last weights are the best we have
         checkpoint.save(run_dir / checkpoint.BEST, {"config": config.to_dict(), "model": model.state_dict(),
