@@ -1,0 +1,179 @@
+"""The engine process apart from the control process: shared-memory rings across two
+processes, the command ring, and faults on a real JACK server (a killed engine, a killed
+control process, a voice that raises on the audio thread)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from demo.melody import DEMO_PATH
+from engine.config import load_config
+from engine.processor import BlockProcessor
+from realtime.commands import COMMAND_SLOTS, PANIC, SWAP, CommandReader, CommandSender, command_layout
+from realtime.ring import INDEX_CELLS, SampleRing
+from realtime.shared_memory import SharedArena
+from tests.test_live import REPO, _rms_db, _wait_for_file, server_env
+
+SR = 48000
+STRESS_FRAMES = 300_000
+RING_LAYOUT = (("frames", (1000, 3), "float32"), ("indices", (INDEX_CELLS,), "int64"))
+
+
+def _produce(arena_name: str, seed: int) -> None:
+    """Another process writes frame n as (n, -n, n % 7) in blocks of random size, retrying when full."""
+    arena = SharedArena.attach(arena_name, RING_LAYOUT)
+    ring = SampleRing(arena.arrays["frames"], arena.arrays["indices"])
+    rng = np.random.default_rng(seed)
+    block = np.zeros((400, 3), dtype=np.float32)
+    position = 0
+    while position < STRESS_FRAMES:
+        count = min(int(rng.integers(1, 400)), STRESS_FRAMES - position)
+        numbers = np.arange(position, position + count)
+        block[:count, 0], block[:count, 1], block[:count, 2] = numbers, -numbers, numbers % 7
+        while not ring.write(block, count):
+            pass
+        position += count
+
+
+def test_a_ring_in_shared_memory_carries_every_frame_between_two_processes_in_order() -> None:
+    arena = SharedArena.create(RING_LAYOUT)
+    try:
+        ring = SampleRing(arena.arrays["frames"], arena.arrays["indices"])
+        producer = multiprocessing.get_context("spawn").Process(target=_produce, args=(arena.name, 7))
+        producer.start()
+        received = np.zeros((STRESS_FRAMES, 3), dtype=np.float32)
+        got, deadline = 0, time.monotonic() + 120
+        rng = np.random.default_rng(3)
+        while got < STRESS_FRAMES and time.monotonic() < deadline:
+            got += ring.read_into(received[got:], int(rng.integers(1, 700)))
+        producer.join(30)
+        assert producer.exitcode == 0 and got == STRESS_FRAMES
+        numbers = np.arange(STRESS_FRAMES, dtype=np.float32)
+        np.testing.assert_array_equal(received[:, 0], numbers)
+        np.testing.assert_array_equal(received[:, 1], -numbers)
+        np.testing.assert_array_equal(received[:, 2], np.arange(STRESS_FRAMES) % 7)
+        assert ring.overflow_frames > 0  # the producer really did outrun the reader at times
+    finally:
+        arena.close()
+
+
+def test_an_overflowing_command_ring_refuses_and_counts_without_blocking() -> None:
+    arrays = {name: np.zeros(shape, dtype=dtype) for name, shape, dtype in command_layout()}
+    sender, reader = CommandSender(arrays), CommandReader(arrays)
+    began = time.perf_counter()
+    results = [sender.send(PANIC) for _ in range(COMMAND_SLOTS + 10)]
+    elapsed = time.perf_counter() - began
+    assert results == [True] * COMMAND_SLOTS + [False] * 10
+    assert sender.dropped == 10 and elapsed < 0.5
+    processor = BlockProcessor(load_config(sets=["synth.reverb=false"]))
+    assert reader.apply_pending(processor) == COMMAND_SLOTS
+    assert sender.send(SWAP, 1, processor.kinds.index("reference:bowed-strings"))
+    assert reader.apply_pending(processor) == 1
+    assert processor.kinds[processor.voice_kind[1]] == "reference:bowed-strings"
+
+
+def _engine_pid(control_pid: int, timeout_s: float = 60) -> int:
+    """The spawned engine process among the control process's children."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[1]) == control_pid and b"spawn_main" in cmdline:
+                return int(proc.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no engine process under {control_pid}")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def _start_take(server: str, take: Path, *extra: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
+         "--record", str(take), *extra],
+        cwd=REPO, env=server_env(server), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    _wait_for_file(take / "mix.wav")
+    return process
+
+
+def _assert_take_readable(take: Path, min_seconds: float) -> None:
+    lengths = {sf.info(str(path)).frames for path in take.glob("*.wav")}
+    assert len(lengths) == 1 and lengths.pop() >= min_seconds * SR
+    mix, _ = sf.read(str(take / "mix.wav"))
+    assert np.all(np.isfinite(mix)) and np.sqrt(np.mean(mix**2)) > 1e-3
+    assert (take / "config.toml").is_file() and json.loads((take / "session.json").read_text())["mode"] == "live"
+
+
+def test_a_killed_engine_process_ends_the_take_with_its_files_readable(named_jack_server, tmp_path) -> None:
+    name, _ = named_jack_server
+    take = tmp_path / "take"
+    process = _start_take(name, take)
+    engine = _engine_pid(process.pid)
+    time.sleep(3.0)
+    os.kill(engine, signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "engine process died" in errors[0], stderr
+    _assert_take_readable(take, 2.0)
+    session = json.loads((take / "session.json").read_text())
+    assert session["provisional"] is False and "engine process died" in session["stop_reason"]
+
+
+def test_a_killed_control_process_takes_the_engine_with_it_within_a_second(named_jack_server, tmp_path) -> None:
+    name, _ = named_jack_server
+    take = tmp_path / "take"
+    process = _start_take(name, take)
+    engine = _engine_pid(process.pid)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    process.wait(10)
+    while not _gone(engine) and time.monotonic() - killed < 5:
+        time.sleep(0.01)
+    waited = time.monotonic() - killed
+    print(f"engine gone {waited * 1e3:.0f} ms after the control process")
+    assert _gone(engine) and waited < 1.0
+    _assert_take_readable(take, 1.0)  # the writer died with the control process: headers still hold
+
+
+def test_a_voice_that_raises_in_the_engine_falls_silent_and_the_stream_goes_on(named_jack_server, tmp_path) -> None:
+    name, _ = named_jack_server
+    take = tmp_path / "take"
+    process = _start_take(name, take, "--duration", "5", "--set", 'voices.organ.kind="test:raise-after-frames:500"')
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    session = json.loads((take / "session.json").read_text())
+    telemetry = session["telemetry"]
+    assert telemetry["voice_faults"] == 1 and telemetry["callback_exceptions"] == 0
+    assert telemetry["callbacks"] >= 0.9 * 5 * SR / 128  # the stream went on (loaded CI machines lose a few)
+    organ, _ = sf.read(str(take / "organ.wav"))
+    bass, _ = sf.read(str(take / "bass.wav"))
+    raised_at = 501 * 192  # it raises when stepped on its 501st frame
+    assert _rms_db(organ[SR:raised_at - 128]) > -40  # it played
+    assert not np.any(organ[raised_at + 128:])        # then fell silent
+    assert _rms_db(bass[raised_at + SR:]) > -40      # the others played on
