@@ -27,12 +27,14 @@ def private_jack_server(period: int, sample_rate_hz: int = 48000) -> Iterator[st
     os.environ["JACK_DEFAULT_SERVER"] = name
     import sounddevice as sd
 
-    sd._terminate()  # PortAudio reads the server name and device list at initialisation
+    if sd._initialized:
+        sd._terminate()  # PortAudio reads the server name and device list at initialisation
     sd._initialize()
     try:
         yield name
     finally:
-        sd._terminate()  # let PortAudio leave the server before it stops
+        if sd._initialized:
+            sd._terminate()  # let PortAudio leave the server before it stops
         process.terminate()
         process.wait(timeout=10)
         if previous is None:

@@ -75,6 +75,7 @@ def main() -> None:
                 options = LiveOptions(input_file=notes, record_dir=take, print_telemetry=False)
                 session = LiveSession(config, resolve_device(None), options)
                 session.run()
+                session.finish()
             mix, _ = sf.read(str(take / "mix.wav"))
             latencies = onset_latencies_ms(mix, onsets)
             device_ms = session.device_latency_s * 1000

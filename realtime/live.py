@@ -80,7 +80,8 @@ def _leave_audio_graph() -> None:
     process holds the stream, so this process leaves."""
     import sounddevice as sd
 
-    sd._terminate()  # noqa: SLF001 (sounddevice has no public call for it)
+    if sd._initialized:  # noqa: SLF001 (sounddevice has no public call for it)
+        sd._terminate()  # noqa: SLF001
 
 
 class LiveSession:
