@@ -35,7 +35,8 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
 def _cmd_perform(args: argparse.Namespace) -> None:
     from engine.offline import perform_file
 
-    session = perform_file(args.input, args.out, _resolve_config(args), force=args.force)
+    session = perform_file(args.input, args.out, _resolve_config(args), force=args.force,
+                           automation_path=args.automation)
     timings, latency = session["timings"], session["latency_ms"]
     print(
         f"wrote {args.out}: {session['duration_s']:.1f} s, voices {', '.join(session['voices'])}; "
@@ -108,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--force", action="store_true",
             help="replace Tutti's own earlier output (never a file Tutti did not write)",
         )
+        if name == "perform":
+            offline.add_argument(
+                "--automation", type=Path, default=None, metavar="SESSION.json",
+                help="replay a live take's faders, mutes, swaps and panics (its session.json) at their samples",
+            )
         _add_block_option(offline)
         _add_config_options(offline)
         offline.set_defaults(run=run)
@@ -155,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.run(args)
-    except TuttiError as err:
-        print(f"tutti: error: {err}", file=sys.stderr)
+    except TuttiError as err:  # one line, whatever a file name or value in it holds
+        print(f"tutti: error: {' '.join(str(err).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tutti: stopped", file=sys.stderr)

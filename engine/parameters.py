@@ -7,6 +7,7 @@ Names: `voices.<name>.gain_db|pan|mute|solo`, `mixer.master_gain_db`, `mixer.inp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,12 @@ class LiveParameters:
     def set_value(self, name: str, value: float) -> None:
         """Publish `value` in user units (dB, pan -1..1, switch 0/1), clamped to the range."""
         spec = self.spec(name)
+        try:
+            value = float(value)
+        except (OverflowError, TypeError, ValueError):
+            value = float("nan")
+        if not math.isfinite(value):
+            raise TuttiError(f"{name} = {value} is not a finite number: give a value in {spec.minimum:g}..{spec.maximum:g}")
         spec.array[spec.row, spec.column] = spec.to_stored(value)
 
     def set_normalized(self, name: str, position: float) -> None:

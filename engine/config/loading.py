@@ -7,6 +7,8 @@ TuttiError that names the key and where it came from.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -18,6 +20,7 @@ from engine.errors import TuttiError
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 _VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _RESERVED_NAMES = {"input", "mix"}
+_SET_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(TuttiConfig) if f.name != "voices"}
 
 
@@ -26,6 +29,8 @@ def parse_set_option(option: str) -> dict[str, Any]:
     key, sep, raw = option.partition("=")
     if not sep or not key.strip():
         raise TuttiError(f"--set {option!r} is not of the form section.key=value")
+    if not _SET_KEY.fullmatch(key.strip()):
+        raise TuttiError(f"--set key {key.strip()!r} is not a config key: use letters, digits, _ and - between dots")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -54,6 +59,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TuttiError(f"config file {path} does not exist: check the path given to --config") from None
+    except OSError as err:  # a folder, a device, no permission
+        raise TuttiError(f"config file {path} cannot be read ({err.strerror or err}): give a TOML file to --config") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise TuttiError(f"config file {path} is not valid TOML ({err}): fix the file") from None
 
@@ -67,7 +74,12 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         raise TuttiError(
             f"config key {key} = {value!r} has the wrong type: expected {annotation}"
         )
-    return float(value) if annotation == "float" else value
+    if annotation != "float":
+        return value
+    finite = math.isfinite(value) if isinstance(value, float) else abs(value) < 1e300
+    if not finite:
+        raise TuttiError(f"config key {key} = {value!r} is not a finite number: give a number")
+    return float(value)
 
 
 def _build_section(section_cls: type, name: str, values: Any) -> Any:
@@ -141,8 +153,8 @@ def load_config(overlays: list[Path] | tuple[Path, ...] = (), sets: list[str] | 
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, str):  # JSON's escapes are TOML's; DEL must be escaped in TOML too
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     return repr(value)
 
 

@@ -105,8 +105,10 @@ def load_decoder_info(onnx_path: Path) -> DecoderInfo:
             int(sidecar["n_harmonics"]), int(sidecar["n_noise_bands"]), int(sidecar["gru_layers"]),
             int(sidecar["gru_units"]), sidecar,
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise TuttiError(f"model {onnx_path} is refused: its sidecar lacks or garbles {err}; re-export it") from None
+    _require(len(info.instruments) > 0 and min(info.n_harmonics, info.n_noise_bands, info.gru_layers, info.gru_units) > 0,
+             onnx_path, "its sidecar names no instrument or a size of 0 or less; re-export it")
     _require(sidecar.get("onnx_sha256") == file_sha256(onnx_path), onnx_path,
              f"{onnx_path.name} is not the file its sidecar was written for (sha256 differs); re-export the pair")
     return info

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except TuttiError as err:
-        print(f"tutti: error: {err}", file=sys.stderr)
+        print(f"tutti: error: {' '.join(str(err).splitlines())}", file=sys.stderr)
         return 2
     return 0
 

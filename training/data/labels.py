@@ -57,13 +57,20 @@ def hz_to_midi(f0_hz: np.ndarray) -> np.ndarray:
 def notes_from_urmp(path: Path) -> np.ndarray:
     """URMP `Notes_*.txt` (onset s, pitch Hz, duration s per line) as notes, velocity 64."""
     table = _read_columns(path, 3)
-    pitches = hz_to_midi(table[:, 1])
+    onsets, hz, durations = table[:, 0], table[:, 1], table[:, 2]
+    good = np.isfinite(onsets) & (onsets >= 0) & np.isfinite(durations) & (durations >= 0) & (hz >= 8.0) & (hz <= 12600.0)
+    if not np.all(good):
+        line = int(np.argmin(good)) + 1
+        raise TuttiError(f"annotation file {path} has no valid note on row {line} ({' '.join(f'{v:g}' for v in table[line - 1, :3])}): restore it from the dataset")
+    pitches = hz_to_midi(hz)
     return note_array([(on, on + dur, int(p), 64) for on, dur, p in zip(table[:, 0], table[:, 2], pitches)])
 
 
 def f0_from_urmp(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """URMP `F0s_*.txt` as (times_s, f0_hz); f0 is 0 where the player is silent."""
     table = _read_columns(path, 2)
+    if not np.all(np.isfinite(table[:, :2])):
+        raise TuttiError(f"annotation file {path} holds NaN or Inf: restore it from the dataset")
     return table[:, 0], table[:, 1]
 
 

@@ -22,7 +22,7 @@ import yaml
 
 from engine.errors import TuttiError
 from training.data import gm
-from training.data.items import DATASETS, Skip, SongItem, Stem, split_for
+from training.data.items import DATASETS, SPLITS, Skip, SongItem, Stem, split_for
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 SLAKH_SPLIT_DIRS = {"train": "train", "validation": "val", "test": "test"}
@@ -40,7 +40,8 @@ URMP_INSTRUMENTS = {  # URMP abbreviation: GM program
 URMP_LOW = {"vc", "db", "bn", "tbn", "tba"}
 _URMP_PIECE = re.compile(r"^\d+_[^_]+_[a-z_]+$")
 _URMP_STEM = re.compile(r"^AuSep_(\d+)_([a-z]+)_(.+)\.wav$")
-_ABC_TUNE = re.compile(r"^X:\s*(\d+)", re.MULTILINE)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .-]{0,63}")  # a stem name is a plain file name
+_ABC_TUNE = re.compile(r"^X:[ \t]*([0-9]{1,9})(?![0-9])", re.MULTILINE)  # a longer number is no tune
 
 LoadResult = tuple[list[SongItem], list[Skip]]
 
@@ -53,23 +54,43 @@ def _audio_file(folder: Path, stem_name: str) -> Path | None:
     return None
 
 
+def _read_metadata(track: Path) -> tuple[dict, dict]:
+    """The track's metadata.yaml and its `stems` table; TuttiError (one line) when unusable."""
+    try:
+        metadata = yaml.safe_load((track / "metadata.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        reason = " ".join(str(err).split())
+        raise TuttiError(f"metadata.yaml is unreadable ({type(err).__name__}: {reason})") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("stems"), dict):
+        raise TuttiError("metadata.yaml has no 'stems' table")
+    return metadata, metadata["stems"]
+
+
+def _stem_table(name: str, meta: object) -> dict:
+    """One stem's metadata table, its program_num checked; TuttiError when garbled."""
+    meta = {} if meta is None else meta
+    program = meta.get("program_num", -1) if isinstance(meta, dict) else None
+    if isinstance(program, bool) or not isinstance(program, int) or not -1 <= program <= 128:
+        raise TuttiError(f"metadata.yaml: stem {name} has no usable table (program_num {program!r}, expected -1..128)")
+    return meta
+
+
 def _slakh_track(track: Path, dataset: str, folder_split: str | None) -> SongItem:
     """One Slakh-layout track; raises TuttiError when its metadata is unusable."""
-    try:
-        metadata = yaml.safe_load((track / "metadata.yaml").read_text())
-        stems_meta = metadata["stems"]
-    except (OSError, yaml.YAMLError, TypeError, KeyError) as err:
-        raise TuttiError(f"metadata.yaml is unreadable or has no 'stems' ({type(err).__name__}: {err})") from None
+    metadata, stems_meta = _read_metadata(track)
     song_id = str(metadata.get("song_id") or f"{dataset}/{track.name}")  # a rendered track names its score
     stems = []
-    for name in sorted(stems_meta):
-        meta = stems_meta[name] or {}
+    named = {str(name): meta for name, meta in stems_meta.items()}
+    for name in sorted(named):
+        if not _SAFE_NAME.fullmatch(name):
+            raise TuttiError(f"metadata.yaml names a stem {name!r}: stem names are file names like S00")
         audio = _audio_file(track / "stems", name)
         if audio is None:  # Slakh leaves stems it did not render (audio_rendered: false) out
             continue
+        meta = _stem_table(name, named[name])
         is_drum = bool(meta.get("is_drum", False))
-        program = int(meta.get("program_num", -1))
-        inst_class = str(meta.get("inst_class") or gm.program_class(max(program, 0), is_drum))
+        program = meta.get("program_num", -1)
+        inst_class = str(meta.get("inst_class") or gm.program_class(min(max(program, 0), 127), is_drum))
         midi = track / "MIDI" / f"{name}.mid"
         stems.append(Stem(
             name=name, role=str(meta.get("role") or gm.role_for_class(inst_class, is_drum)),
@@ -79,8 +100,9 @@ def _slakh_track(track: Path, dataset: str, folder_split: str | None) -> SongIte
         ))
     if not stems:
         raise TuttiError("no stem audio under stems/ (expected Syy.flac or Syy.wav)")
-    split = folder_split or metadata.get("split") or split_for(song_id)
-    return SongItem(dataset, song_id, str(split), tuple(stems), mix_path=_audio_file(track, "mix"))
+    split = folder_split or metadata.get("split")
+    split = split if split in SPLITS else split_for(song_id)
+    return SongItem(dataset, song_id, split, tuple(stems), mix_path=_audio_file(track, "mix"))
 
 
 def load_slakh(root: Path, dataset: str = "slakh") -> LoadResult:
