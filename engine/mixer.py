@@ -43,6 +43,37 @@ class MixerParams:
 
 
 @numba.njit(nogil=True, cache=True)
+def latch_parameters(
+    published_voices: np.ndarray,
+    published_master: np.ndarray,
+    used_voices: np.ndarray,
+    used_master: np.ndarray,
+    changes: np.ndarray,
+) -> int:
+    """Copy the published parameters into the ones this block uses; returns how many changed,
+    listed in changes[:n] as (row, column, value), row -1 for the master. Other threads (or
+    processes) may write the published arrays at any moment: a block sees one consistent
+    snapshot, and every change is taken at a known sample (the automation log)."""
+    n = 0
+    for v in range(published_voices.shape[0]):
+        for c in range(published_voices.shape[1]):
+            x = published_voices[v, c]
+            if x != used_voices[v, c]:
+                used_voices[v, c] = x
+                if n < changes.shape[0]:
+                    changes[n, 0], changes[n, 1], changes[n, 2] = v, c, x
+                    n += 1
+    for c in range(published_master.shape[0]):
+        x = published_master[c]
+        if x != used_master[c]:
+            used_master[c] = x
+            if n < changes.shape[0]:
+                changes[n, 0], changes[n, 1], changes[n, 2] = -1, c, x
+                n += 1
+    return n
+
+
+@numba.njit(nogil=True, cache=True)
 def _slew(current: float, target: float, max_step: float) -> float:
     delta = target - current
     if delta > max_step:

@@ -73,35 +73,42 @@ def prepare_output_dir(out_dir: Path, force: bool, voice_names=()) -> None:
 
 
 def perform_file(
-    input_path: Path, out_dir: Path, config: TuttiConfig, force: bool = False, mode: str = "offline"
+    input_path: Path, out_dir: Path, config: TuttiConfig, force: bool = False, mode: str = "offline",
+    automation_path: Path | None = None,
 ) -> dict:
     """Render `input_path` through the ensemble into `out_dir`; returns the session record.
 
     Writes input.wav, mix.wav (stereo), one <voice>.wav per voice (mono, pre-fader), all 48 kHz
     (the engine rate) float32 and the same length, config.toml and session.json.
+    `automation_path`: a live take's session.json whose automation log is replayed.
     """
-    from engine.processor import BlockProcessor
+    from engine.automation import read_automation
+    from engine.processor import BlockProcessor, configured_kinds
 
     out_dir = Path(out_dir)
     sample_rate_hz = config.engine.sample_rate_hz
     block_samples = config.engine.block_samples
     audio = read_mono(input_path, sample_rate_hz)
+    automation = None
+    if automation_path is not None:
+        automation = read_automation(automation_path, config.voice_names, configured_kinds(config))
     processor = BlockProcessor(config)
     claim_output_dir(out_dir, force=force, command="perform", names=performance_names(processor.voice_names))
     try:
-        return _perform_into(out_dir, input_path, audio, processor, config, mode)
+        return _perform_into(out_dir, input_path, audio, processor, config, mode, automation)
     except BaseException:
         release_output_dir(out_dir)  # a claim that wrote nothing leaves no folder behind
         raise
 
 
-def _perform_into(out_dir: Path, input_path: Path, audio: np.ndarray, processor, config: TuttiConfig, mode: str) -> dict:
+def _perform_into(out_dir: Path, input_path: Path, audio: np.ndarray, processor, config: TuttiConfig, mode: str,
+                  automation: np.ndarray | None = None) -> dict:
     sample_rate_hz = config.engine.sample_rate_hz
     block_samples = config.engine.block_samples
     n = audio.shape[0]
     block_us: list[float] = []
     started = time.perf_counter()
-    voices, mix = processor.render(audio, block_samples, block_us)
+    voices, mix = processor.render(audio, block_samples, block_us, automation)
     wall_s = time.perf_counter() - started
     block_s = block_samples / sample_rate_hz
     session = {

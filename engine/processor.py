@@ -29,10 +29,12 @@ from engine.mixer import (
     SOLO,
     MixerParams,
     db_to_gain,
+    latch_parameters,
     mix_block,
     pan_gains,
 )
 from engine.rates import MAX_BLOCK_SAMPLES, check_block_samples, frame_samples
+from engine.ring import INDEX_CELLS, SampleRing
 from engine.scheduling import HISTORY_FRAMES, FrameHistory, FrameScheduler, FrameTask, ControlBus, bus_layout
 from engine.synth.rng import rng_state
 from engine.tempo_key import TempoKey, TempoKeyTask
@@ -43,6 +45,10 @@ SWAP_FADE_S = 0.05
 PANIC_SLEW_FACTOR = 4      # panic fades 4x faster than a fader: +12 dB to silence in 10 ms
 PANIC_RAMP_S = FULL_SCALE_SLEW_S  # voices are reset once the fade has reached silence
 TEMPO_KEY_TASK = 0         # index of the tempo/key task in `build_tasks`
+AUTOMATION_SLOTS = 4096    # automation records the audio thread can queue before a reader drains
+# Automation record: (sample, row, column, value). row >= 0: voice parameter, -1: master
+# parameter, SWAP_ROW: voice `column` swapped to kind `value`, PANIC_ROW: panic.
+MASTER_ROW, SWAP_ROW, PANIC_ROW = -1.0, -2.0, -3.0
 
 
 def build_tasks(config: TuttiConfig) -> list[FrameTask]:
@@ -61,6 +67,8 @@ def processor_layout(config: TuttiConfig) -> list[tuple[str, tuple[int, ...], st
         ("voice_kind", (max(1, n_voices),), "int64"),
         ("history_frames", (HISTORY_FRAMES, N_FEATURES), "float64"),
         ("history_counter", (1,), "int64"),
+        ("automation", (AUTOMATION_SLOTS, 4), "float64"),
+        ("automation_indices", (INDEX_CELLS,), "int64"),
         *bus_layout(build_tasks(config)),
     ]
 
@@ -112,6 +120,12 @@ class BlockProcessor:
         bus = ControlBus(self.tasks, {name: arrays[name] for name, _, _ in bus_layout(self.tasks)})
         self.scheduler = FrameScheduler(self.tasks, self.history, synchronous=True, bus=bus)
         self.params = MixerParams(n_voices, arrays["mixer_voices"], arrays["mixer_master"])
+        self._used_voices = np.zeros_like(self.params.voices)  # this block's snapshot of params
+        self._used_master = np.zeros_like(self.params.master)
+        self._changes = np.zeros((4 * n_voices + 2, 3))
+        self._records = np.zeros((4 * n_voices + 2, 4))
+        self.automation = SampleRing(arrays["automation"], arrays["automation_indices"])
+        self.samples_done = 0
         self.faulted = arrays["voice_faulted"][:n_voices]
         self._fault_seen = np.zeros(n_voices, dtype=np.int64)
         self.fault_count = 0
@@ -215,8 +229,12 @@ class BlockProcessor:
         self._panic_reset_left = 0
         self._limiter_gain[0] = 1.0
         self.apply_config_mixer()
+        self._used_voices[:] = self.params.voices
+        self._used_master[:] = self.params.master
         self._current_master[:] = self.params.master
         self._init_gains()
+        self.samples_done = 0
+        self.automation.clear()
 
     def _init_gains(self) -> None:
         """Start at the published levels rather than fading in from silence."""
@@ -256,13 +274,21 @@ class BlockProcessor:
         fade.begin(current, new)
         self.voices[index] = fade
         self.voice_kind[index] = kind_index
+        self._log_event(SWAP_ROW, index, kind_index)
 
     def request_panic(self) -> None:
         """Fade everything out within a few ms, mute it and reset the voices (any thread)."""
         self._panic_requested = True
 
+    def _log_event(self, row: float, column: float, value: float) -> None:
+        """Queue one automation record at the current sample (dropped and counted when full)."""
+        record = self._records[:1]
+        record[0, 0], record[0, 1], record[0, 2], record[0, 3] = self.samples_done, row, column, value
+        self.automation.write(record, 1)
+
     def _panic(self) -> None:
         self._panic_requested = False
+        self._log_event(PANIC_ROW, 0.0, 0.0)
         self.params.voices[:, MUTE] = 1.0
         self._panic_reset_left = round(PANIC_RAMP_S * self.sample_rate_hz)
 
@@ -278,6 +304,13 @@ class BlockProcessor:
             count = block.shape[0]
         if self._panic_requested:
             self._panic()
+        changed = latch_parameters(self.params.voices, self.params.master, self._used_voices,
+                                   self._used_master, self._changes)
+        if changed:
+            records = self._records[:changed]
+            records[:, 0] = self.samples_done
+            records[:, 1:] = self._changes[:changed]
+            self.automation.write(records, changed)
         voice_out = self.voice_out
         voice_out[:, :count] = 0.0
         analyzer = self.analyzer
@@ -308,7 +341,7 @@ class BlockProcessor:
         if self._panic_reset_left:
             slew *= PANIC_SLEW_FACTOR
         new_faults = mix_block(
-            voice_out, block, count, self.params.voices, self.params.master, self.faulted,
+            voice_out, block, count, self._used_voices, self._used_master, self.faulted,
             self._current_gains, self._current_master, self._limiter_gain, self._ceiling,
             slew, self._release_coef, self.mix_out,
         )
@@ -325,6 +358,7 @@ class BlockProcessor:
                     self.mix_out, count, self._calibration_rng, self._calibration_rms, self._calibration_left
                 )
             echo.push_reference(self.mix_out, count)
+        self.samples_done += count
         return count
 
     def _step_voices(self) -> None:
@@ -352,23 +386,49 @@ class BlockProcessor:
                 except Exception:  # noqa: BLE001
                     pass
 
+    def apply_automation(self, record: np.ndarray) -> None:
+        """Replay one automation record (sample, row, column, value) as a live take received it."""
+        _, row, column, value = record
+        if row >= 0:
+            self.params.voices[int(row), int(column)] = value
+        elif row == MASTER_ROW:
+            self.params.master[int(column)] = value
+        elif row == SWAP_ROW:
+            self.swap_voice_to(int(column), int(value))
+        elif row == PANIC_ROW:
+            self.request_panic()
+
     def render(
-        self, audio: np.ndarray, block_samples: int, block_times_us: list[float] | None = None
+        self, audio: np.ndarray, block_samples: int, block_times_us: list[float] | None = None,
+        automation: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Offline: run a whole signal through in blocks; returns (voices [V, n], mix [n, 2]).
 
-        With `block_times_us`, each block's processing time is appended to it.
+        With `block_times_us`, each block's processing time is appended to it. `automation`
+        ([k, 4] records from a live take's session.json) is replayed at its samples: a block is
+        cut where a record falls, so a fader, mute, swap or panic takes effect exactly where it
+        did live (the output does not depend on where blocks are cut).
         """
         check_block_samples(block_samples)
         n = audio.shape[0]
         voices = np.zeros((len(self.voices), n), dtype=np.float32)
         mix = np.zeros((n, 2), dtype=np.float32)
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        for start in range(0, n, block_samples):
+        events = np.zeros((0, 4)) if automation is None else automation[np.argsort(automation[:, 0], kind="stable")]
+        next_event = 0
+        start = 0
+        while start < n:
+            while next_event < len(events) and events[next_event, 0] <= start:
+                self.apply_automation(events[next_event])
+                next_event += 1
+            end = min(start + block_samples, n)
+            if next_event < len(events):
+                end = min(end, int(events[next_event, 0]))
             began = time.perf_counter()
-            count = self.process(audio[start:start + block_samples])
+            count = self.process(audio[start:end])
             if block_times_us is not None:
                 block_times_us.append((time.perf_counter() - began) * 1e6)
             voices[:, start:start + count] = self.voice_out[:, :count]
             mix[start:start + count] = self.mix_out[:count]
+            start += count
         return voices, mix

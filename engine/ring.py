@@ -148,11 +148,20 @@ class SampleRing:
                 f"ring: a source of {source_frames} frames has no frames {offset}..{offset + count}"
             )
 
+    def clear(self) -> None:
+        """Empty the ring and its overflow count (only while neither side is using it)."""
+        self._indices[WRITE] = self._indices[READ] = self._indices[OVERFLOW] = 0
+
     # Consumer side (a background thread).
 
     def available(self) -> int:
         """Frames committed and not yet read."""
         return self.written_frames - self.read_frames
+
+    def read_all(self) -> np.ndarray:
+        """Every committed frame not yet read, in a new array (never on the audio thread)."""
+        out = np.zeros((self.available(), self.n_channels), dtype=self._buffer.dtype)
+        return out[: self.read_into(out, len(out))]
 
     def read_into(self, dest: np.ndarray, max_frames: int) -> int:
         """Move up to max_frames (and len(dest)) committed frames into dest[:n]; returns n."""

@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from realtime.ring import INDEX_CELLS, SampleRing
+from engine.ring import INDEX_CELLS, SampleRing
 
 COMMAND_SLOTS = 256
 PANIC, SWAP = 1.0, 2.0

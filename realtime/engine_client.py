@@ -19,6 +19,7 @@ from engine.config import TuttiConfig
 from engine.errors import TuttiError
 from engine.parameters import LiveParameters
 from engine.processor import build_tasks, configured_kinds
+from engine.ring import SampleRing
 from engine.scheduling import ControlBus, FrameHistory, FrameScheduler, bus_layout
 from realtime.commands import PANIC, SWAP, CommandSender
 from realtime.devices import DuplexDevice
@@ -62,6 +63,7 @@ class EngineClient:
         bus = ControlBus(tasks, {name: self.arrays[name] for name, _, _ in bus_layout(tasks)})
         history = FrameHistory(frames=self.arrays["history_frames"], counter=self.arrays["history_counter"])
         self.scheduler = FrameScheduler(tasks, history, synchronous=False, bus=bus)
+        self.automation = SampleRing(self.arrays["automation"], self.arrays["automation_indices"])
         self._state = self.arrays["engine_state"]
         self._cpu_mark = (time.perf_counter(), 0.0)
 
@@ -152,6 +154,7 @@ class EngineClient:
         snapshot["deadline_misses"] = self.scheduler.deadline_misses
         snapshot["voice_faults"] = self.voice_faults
         snapshot["commands_dropped"] = self.commands.dropped
+        snapshot["automation_dropped"] = self.automation.overflow_frames
         return snapshot
 
     # Ending

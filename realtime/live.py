@@ -20,8 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from demo.melody import DEMO_PATH
 from engine.audio_io import read_mono
+from engine.automation import automation_record
 from engine.config import TuttiConfig, config_to_dict, config_to_toml
 from engine.errors import TuttiError
 from engine.features.frames import FEATURE_VERSION
@@ -118,6 +121,7 @@ class LiveSession:
         self.failure: str | None = None  # why the take ended abnormally (exit code 1)
         self.started_at = ""
         self._stop_requested = False
+        self._automation: list[np.ndarray] = []
 
     def _open_midi(self, config: TuttiConfig) -> MidiController | None:
         """MIDI control from the configured port and/or a virtual input, with the saved bindings."""
@@ -165,6 +169,7 @@ class LiveSession:
             while True:
                 time.sleep(MAIN_LOOP_S)
                 now = time.perf_counter()
+                self._automation.append(self.engine.automation.read_all())
                 self.stop_reason = self._reason_to_stop(now, started, watchdog_s)
                 if self.stop_reason:
                     break
@@ -183,6 +188,7 @@ class LiveSession:
         MIDI, which can hang against a dead JACK server, last and bounded."""
         self.engine.stop(abandon=self.failure is not None)
         self.telemetry = self.engine.telemetry_snapshot()
+        self._automation.append(self.engine.automation.read_all())
         if self.recorder is not None:
             self.recording_summary = self.recorder.stop()
         self.workers.stop()
@@ -276,6 +282,9 @@ class LiveSession:
                 "bulk_delay_samples": self.config.echo.bulk_delay_samples,
             },
             "midi": self._midi_record(),
+            "automation": automation_record(
+                np.concatenate([np.zeros((0, 4)), *self._automation]), self.voice_names, self.engine.kinds
+            ),
             "tempo_key": None if key is None else {"tempo_bpm": key.tempo_bpm, "key": key.key_name},
             "telemetry": telemetry,
             "recording": self.recording_summary,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.ring import INDEX_CELLS, SampleRing
+from engine.ring import INDEX_CELLS, SampleRing
 
 GAP_RECORDS = 256
 RECORDING, PENDING_GAP = 0, 8  # int64 cells of `recorder_state`, 64 bytes apart

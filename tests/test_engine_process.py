@@ -20,7 +20,7 @@ from demo.melody import DEMO_PATH
 from engine.config import load_config
 from engine.processor import BlockProcessor
 from realtime.commands import COMMAND_SLOTS, PANIC, SWAP, CommandReader, CommandSender, command_layout
-from realtime.ring import INDEX_CELLS, SampleRing
+from engine.ring import INDEX_CELLS, SampleRing
 from realtime.shared_memory import SharedArena
 from tests.test_live import REPO, _rms_db, _wait_for_file, server_env
 

@@ -171,6 +171,21 @@ def test_midi_cc_from_another_port_moves_the_master_gain(named_jack_server, tmp_
     before, after = _rms_db(mix[int(1.0 * 48000):int(2.5 * 48000)]), _rms_db(mix[-48000:])
     print(f"master before {before:.1f} dB, after the CC {after:.1f} dB")
     assert before - after > 45
+    records = session["automation"]["records"]
+    assert [r[1:3] for r in records] == [[-1, 0]] and records[0][0] > 2.5 * 48000
+    assert_perform_reproduces(take, tmp_path / "offline")
+
+
+def assert_perform_reproduces(take: Path, out: Path) -> None:
+    """`perform` of the demo with the take's config and automation gives the take's mix exactly."""
+    result = launch("perform", DEMO_PATH, "--out", out, "--config", take / "config.toml",
+                    "--automation", take / "session.json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    live_mix, _ = sf.read(str(take / "mix.wav"), dtype="float32")
+    offline_mix, _ = sf.read(str(out / "mix.wav"), dtype="float32")
+    n = min(len(live_mix), len(offline_mix))
+    assert n > 3 * 48000
+    np.testing.assert_array_equal(live_mix[:n], offline_mix[:n])
 
 
 def test_panic_from_the_terminal_silences_the_ensemble(named_jack_server, tmp_path) -> None:
@@ -183,16 +198,22 @@ def test_panic_from_the_terminal_silences_the_ensemble(named_jack_server, tmp_pa
         text=True,
     )
     _wait_for_file(take / "mix.wav")
-    time.sleep(2.5)
+    time.sleep(1.2)
+    process.stdin.write("set voices.bass.gain_db -20\nswap organ reference:bowed-strings\n")
+    process.stdin.flush()
+    time.sleep(1.3)
     process.stdin.write("panic\n")
     process.stdin.flush()
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    assert "panic: all voices muted" in stdout
+    assert "panic: all voices muted" in stdout and "organ now plays reference:bowed-strings" in stdout
     mix, _ = sf.read(str(take / "mix.wav"))
     before, after = _rms_db(mix[int(1.0 * 48000):int(2.0 * 48000)]), _rms_db(mix[-int(1.5 * 48000):])
     print(f"mix before {before:.1f} dB, after panic {after:.1f} dB")
     assert before > -40 and after < -90
+    kinds = [r[1] for r in json.loads((take / "session.json").read_text())["automation"]["records"]]
+    assert sorted(kinds[:2]) == [-2, 0] and -3 in kinds  # the bass fader and the swap, then the panic
+    assert_perform_reproduces(take, tmp_path / "offline")
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from engine.errors import TuttiError
 from realtime.recorder import SessionRecorder
-from realtime.ring import SampleRing
+from engine.ring import SampleRing
 from tests.allocation import run_fresh
 
 REPO = Path(__file__).resolve().parents[1]
