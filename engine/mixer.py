@@ -98,13 +98,16 @@ def mix_block(
     max_step: float,
     release_coef: float,
     out_mix: np.ndarray,
+    target_gains: np.ndarray,
 ) -> int:
     """Mix `count` samples of every voice into out_mix[:count, 0:2] (stereo float32).
 
     voice_buffers [n_voices, >= count] are mono voice signals; a voice holding any non-finite
     or absurd sample in this block is zeroed and flagged in `faulted` (it stays muted);
     returns how many voices faulted in this block.
-    current_gains [n_voices, 2], current_master [2] and limiter_gain [1] carry state.
+    current_gains [n_voices, 2], current_master [2] and limiter_gain [1] carry state;
+    target_gains [n_voices, 2] is scratch for the block's pan-law targets (computed once per
+    block, not per sample).
     """
     n_voices = voice_buffers.shape[0]
     any_solo = False
@@ -124,17 +127,20 @@ def mix_block(
             faulted[v] = 1
             for i in range(count):
                 voice_buffers[v, i] = 0.0
+    for v in range(n_voices):
+        audible = faulted[v] == 0 and voice_params[v, 2] < 0.5 and (
+            not any_solo or voice_params[v, 3] > 0.5
+        )
+        gain = voice_params[v, 0] if audible else 0.0
+        angle = (voice_params[v, 1] + 1.0) * math.pi / 4.0
+        target_gains[v, 0] = gain * math.cos(angle)
+        target_gains[v, 1] = gain * math.sin(angle)
     for i in range(count):
         left = 0.0
         right = 0.0
         for v in range(n_voices):
-            audible = faulted[v] == 0 and voice_params[v, 2] < 0.5 and (
-                not any_solo or voice_params[v, 3] > 0.5
-            )
-            gain = voice_params[v, 0] if audible else 0.0
-            angle = (voice_params[v, 1] + 1.0) * math.pi / 4.0
-            current_gains[v, 0] = _slew(current_gains[v, 0], gain * math.cos(angle), max_step)
-            current_gains[v, 1] = _slew(current_gains[v, 1], gain * math.sin(angle), max_step)
+            current_gains[v, 0] = _slew(current_gains[v, 0], target_gains[v, 0], max_step)
+            current_gains[v, 1] = _slew(current_gains[v, 1], target_gains[v, 1], max_step)
             x = voice_buffers[v, i]
             left += current_gains[v, 0] * x
             right += current_gains[v, 1] * x

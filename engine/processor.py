@@ -132,6 +132,7 @@ class BlockProcessor:
         self.voice_exceptions = 0
         self._fault_pending = False
         self._current_gains = np.zeros((n_voices, 2))
+        self._target_gains = np.zeros((n_voices, 2))
         self._current_master = np.zeros(2)
         self._limiter_gain = np.ones(1)
         self._ceiling = db_to_gain(config.mixer.limiter_ceiling_db)
@@ -343,7 +344,7 @@ class BlockProcessor:
         new_faults = mix_block(
             voice_out, block, count, self._used_voices, self._used_master, self.faulted,
             self._current_gains, self._current_master, self._limiter_gain, self._ceiling,
-            slew, self._release_coef, self.mix_out,
+            slew, self._release_coef, self.mix_out, self._target_gains,
         )
         if new_faults or self._fault_pending:
             self._handle_faults()
