@@ -40,6 +40,7 @@ from engine.synth.rng import rng_state
 from engine.tempo_key import TempoKey, TempoKeyTask
 from engine.voices import Voice, build_voice
 from engine.voices.crossfade import Crossfade
+from engine.voices.test_kinds import TASK_TRANSPOSED_KIND, TransposeTask
 
 SWAP_FADE_S = 0.05
 PANIC_SLEW_FACTOR = 4      # panic fades 4x faster than a fader: +12 dB to silence in 10 ms
@@ -53,7 +54,10 @@ MASTER_ROW, SWAP_ROW, PANIC_ROW = -1.0, -2.0, -3.0
 
 def build_tasks(config: TuttiConfig) -> list[FrameTask]:
     """The background tasks a processor schedules, in a fixed order (both processes build them)."""
-    return [TempoKeyTask()]
+    tasks: list[FrameTask] = [TempoKeyTask()]
+    if any(voice.kind == TASK_TRANSPOSED_KIND for _, voice in config.voices):
+        tasks.append(TransposeTask())
+    return tasks
 
 
 def processor_layout(config: TuttiConfig) -> list[tuple[str, tuple[int, ...], str]]:
@@ -119,6 +123,10 @@ class BlockProcessor:
         self.tasks = build_tasks(config)
         bus = ControlBus(self.tasks, {name: arrays[name] for name, _, _ in bus_layout(self.tasks)})
         self.scheduler = FrameScheduler(self.tasks, self.history, synchronous=True, bus=bus)
+        for alternatives in self._alternatives:
+            for voice in alternatives.values():
+                if hasattr(voice, "bind_bus"):  # a voice that plays what a task decides
+                    voice.bind_bus(bus, self.tasks)
         self.params = MixerParams(n_voices, arrays["mixer_voices"], arrays["mixer_master"])
         self._used_voices = np.zeros_like(self.params.voices)  # this block's snapshot of params
         self._used_master = np.zeros_like(self.params.master)

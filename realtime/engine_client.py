@@ -20,7 +20,16 @@ from engine.errors import TuttiError
 from engine.parameters import LiveParameters
 from engine.processor import build_tasks, configured_kinds
 from engine.ring import SampleRing
-from engine.scheduling import ControlBus, FrameHistory, FrameScheduler, bus_layout
+from engine.scheduling import (
+    APPLIED,
+    FAILURES,
+    MISSES,
+    STALE_READS,
+    ControlBus,
+    FrameHistory,
+    FrameScheduler,
+    bus_layout,
+)
 from realtime.commands import PANIC, SWAP, CommandSender
 from realtime.devices import DuplexDevice
 from realtime.engine_layout import ABANDON_STREAM, FILE_POSITION, RUNNING, STATE, STOP, STOP_STREAM, engine_layout
@@ -152,6 +161,12 @@ class EngineClient:
     def telemetry_snapshot(self) -> dict:
         snapshot = self.telemetry.snapshot(cpu_load=self.cpu_load())
         snapshot["deadline_misses"] = self.scheduler.deadline_misses
+        bus = self.scheduler.bus
+        snapshot["tasks"] = {
+            task.name: {"applied": int(bus.state[i, APPLIED]), "misses": int(bus.state[i, MISSES]),
+                        "stale_reads": int(bus.worker[i, STALE_READS]), "failures": int(bus.worker[i, FAILURES])}
+            for i, task in enumerate(self.scheduler.tasks)
+        }
         snapshot["voice_faults"] = self.voice_faults
         snapshot["commands_dropped"] = self.commands.dropped
         snapshot["automation_dropped"] = self.automation.overflow_frames

@@ -137,6 +137,7 @@ class EngineHost:
         config = _resolve_echo(config, spec, round_trip)
         arrays = arena.arrays
         self.processor = BlockProcessor(config, arrays=arrays)
+        self.processor.scheduler.synchronous = False  # the control process's workers compute tasks
         self.telemetry = CallbackTelemetry(self.block_samples, self.sample_rate_hz, arrays)
         self.commands = CommandReader(arrays)
         self.feed = RecorderFeed(arrays)

@@ -177,3 +177,35 @@ def test_a_voice_that_raises_in_the_engine_falls_silent_and_the_stream_goes_on(n
     assert _rms_db(organ[SR:raised_at - 128]) > -40  # it played
     assert not np.any(organ[raised_at + 128:])        # then fell silent
     assert _rms_db(bass[raised_at + SR:]) > -40      # the others played on
+
+
+def test_a_task_result_that_changes_a_voice_plays_the_same_live_and_offline(named_jack_server, tmp_path) -> None:
+    """The test task transposes the organ by 0 / 12 (+1) semitones every 0.2 s; its results come
+    into force at trigger + lookahead live (computed in the control process) as offline."""
+    name, _ = named_jack_server
+    take = tmp_path / "take"
+    process = _start_take(name, take, "--duration", "6", "--set", 'voices.organ.kind="test:transposed-by-task"')
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    session = json.loads((take / "session.json").read_text())
+    assert session["telemetry"]["deadline_misses"] == 0, session["telemetry"]["tasks"]
+    offline = tmp_path / "offline"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), "perform", str(DEMO_PATH), "--out", str(offline),
+         "--config", str(take / "config.toml")], cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    live_organ, _ = sf.read(str(take / "organ.wav"), dtype="float32")
+    offline_organ, _ = sf.read(str(offline / "organ.wav"), dtype="float32")
+    np.testing.assert_array_equal(live_organ, offline_organ[: len(live_organ)])
+    # and the task really moved the organ: it played at both of the intervals it was given
+    from engine.features.frames import F0, VOICING
+    from engine.features.streaming import StreamingAnalyzer
+
+    leader = StreamingAnalyzer(SR).analyze(sf.read(str(DEMO_PATH), dtype="float32")[0][: len(live_organ)]).values
+    organ = StreamingAnalyzer(SR).analyze(live_organ).values
+    both = (leader[:-2, VOICING] > 0.8) & (organ[2:, VOICING] > 0.8)
+    cents = 1200 * np.log2(organ[2:, F0][both] / leader[:-2, F0][both])
+    low, high = np.mean(np.abs(cents + 500) < 150), np.mean(np.abs(cents - 700) < 150)
+    print(f"organ at -5 (+1) semitones {low:.0%} of frames, at +7 (+1) {high:.0%}")
+    assert low > 0.2 and high > 0.2

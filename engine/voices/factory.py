@@ -10,7 +10,14 @@ from engine.errors import TuttiError
 from engine.rates import CONTROL_RATE_HZ, frame_samples
 from engine.synth.voice_synth import VoiceSynth
 from engine.voices.base import Voice
-from engine.voices.fault_injection import FAULT_PREFIX, PLAYS_LIKE, RaisingVoice, frames_before_fault
+from engine.voices.test_kinds import (
+    FAULT_PREFIX,
+    PLAYS_LIKE,
+    TASK_TRANSPOSED_KIND,
+    RaisingVoice,
+    TaskTransposedVoice,
+    frames_before_fault,
+)
 from engine.voices.neural import MODEL_PREFIX, build_model_voice
 from engine.voices.reference import TIMBRES, ReferenceVoice
 
@@ -25,6 +32,9 @@ def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
         except ValueError as err:
             raise TuttiError(f"voices.{name}.kind: {err}") from None
         return RaisingVoice(build_voice(name, dataclasses.replace(voice, kind=PLAYS_LIKE), config), after_frames)
+    if voice.kind == TASK_TRANSPOSED_KIND:
+        plain = build_voice(name, dataclasses.replace(voice, kind=PLAYS_LIKE), config)
+        return TaskTransposedVoice(plain, voice.interval_semitones)
     if voice.kind not in TIMBRES:
         raise TuttiError(
             f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)} or model:NAME"

@@ -136,6 +136,10 @@ class ReferenceVoice:
         self._amplitudes = np.zeros(n_harmonics)
         self._noise = np.zeros(n_noise_bands)
 
+    def set_interval(self, semitones: float) -> None:
+        """Follow the leader at another interval from the next frame on."""
+        self._interval_ratio = 2.0 ** (semitones / 12.0)
+
     def step(self, frame: np.ndarray) -> None:
         f0_hz = reference_controls(
             frame, self._interval_ratio, self._voicing_threshold, self._frame_s,
