@@ -160,18 +160,21 @@ def entry_from_audio(path: Path, root: Path) -> SongEntry:
 
 
 def _corpus_items(options: BuildOptions, dataset: str, stream: TextIO) -> tuple[list, Path, list]:
-    """The dataset's items with a current feature cache (built now where missing)."""
+    """The dataset's items with a current feature cache: the cache is (re)built only for songs
+    whose features are missing or stale, through training/data's feature stage."""
     from training.data.cache import FeatureSettings
     from training.data.loaders import load_dataset
-    from training.data.prepare import RunOptions, prepare_features
+    from training.data.manifest import Manifest
+    from training.data.prepare import RunOptions, plan_features, prepare_features
 
     cache_dir = options.cache_dir or options.root / "features"
-    report = prepare_features(
-        dataset, options.root, FeatureSettings(cache_dir),
-        RunOptions(options.executor, options.workers, options.scheduler), stream,
-    )
-    items, _ = load_dataset(dataset, options.root)
-    bad = {s.song_id: s.reason for s in report.skipped}
+    settings = FeatureSettings(cache_dir)
+    items, load_skips = load_dataset(dataset, options.root)
+    bad = {s.song_id: s.reason for s in load_skips}
+    if plan_features(items, Manifest(cache_dir), settings):
+        report = prepare_features(dataset, options.root, settings,
+                                  RunOptions(options.executor, options.workers, options.scheduler), stream)
+        bad |= {s.song_id: s.reason for s in report.skipped}
     return [i for i in items if i.song_id not in bad], cache_dir, list(bad.items())
 
 
@@ -195,18 +198,18 @@ def build_index(options: BuildOptions, stream: TextIO = sys.stderr) -> BuildRepo
     if not root.is_dir():
         raise TuttiError(f"source folder {root} does not exist: check --root")
     dataset = detect_dataset(root) if options.dataset == "auto" else options.dataset
-    index = open_for_build(options)
     report = BuildReport(skipped=[])
+    if dataset == "audio":
+        sources = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        keys = [f"audio/{p.relative_to(root).as_posix()}" for p in sources]
+        make = lambda p: entry_from_audio(p, root)  # noqa: E731
+    else:
+        sources, cache_dir, skipped = _corpus_items(options, dataset, stream)
+        report.skipped += skipped
+        keys = [item.song_id for item in sources]
+        make = lambda item: entry_from_cache(item, cache_dir)  # noqa: E731
+    index = open_for_build(options)
     try:
-        if dataset == "audio":
-            sources = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-            keys = [f"audio/{p.relative_to(root).as_posix()}" for p in sources]
-            make = lambda p: entry_from_audio(p, root)  # noqa: E731
-        else:
-            sources, cache_dir, skipped = _corpus_items(options, dataset, stream)
-            report.skipped += skipped
-            keys = [item.song_id for item in sources]
-            make = lambda item: entry_from_cache(item, cache_dir)  # noqa: E731
         todo = [(key, source) for key, source in zip(keys, sources) if key not in index.song_by_key]
         report.songs_present = len(keys) - len(todo)
         progress = Progress("index", len(todo), stream)

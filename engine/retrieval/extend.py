@@ -200,12 +200,17 @@ def render_path(clip: np.ndarray, clip_frames: np.ndarray, index: ChunkIndex, pa
     return mix, record
 
 
+SEAM_FLOOR_DB = -60.0
+
+
 def measure_seam(audio: np.ndarray, rate: int, join_s: float) -> dict:
-    """Loudness jump (dB, 0.25 s either side) and spectral flux (onset strength) at a join."""
+    """Loudness jump (dB between the mean loudness 0.25 s either side, each floored at -60 dB so
+    a rest counts as -60, not -100) and spectral flux (peak onset strength within 20 ms) at a join."""
     frames = StreamingAnalyzer(rate).analyze(np.ascontiguousarray(audio, dtype=np.float32)).values
     j = int(round(join_s * CONTROL_RATE_HZ))
     w = CONTROL_RATE_HZ // 4
-    before, after = frames[max(0, j - w):j, LOUDNESS], frames[j:j + w, LOUDNESS]
+    loudness = np.maximum(frames[:, LOUDNESS], SEAM_FLOOR_DB)
+    before, after = loudness[max(0, j - w):j], loudness[j:j + w]
     if len(before) == 0 or len(after) == 0:
         return {"loudness_jump_db": 0.0, "flux": 0.0}
     return {

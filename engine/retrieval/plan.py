@@ -1,6 +1,7 @@
 """A continuation path -> what each stem plays after the join, on the player's timeline.
 
-Each step is a CHUNK_S stretch of an indexed song. Its stems' notes (or curves) are cut out,
+Each step is a CHUNK_S stretch of an indexed song. Its stems' notes (or curves) are cut out
+(every note sounding in it, a held note cut at the chunk's edges),
 transposed by the step's `transpose`, time-scaled by `stretch` (the song's tempo over the
 player's, when the player's tempo is known and the ratio is moderate), and laid end to end from
 the join. `control_frames` turns one stem's plan into engine feature frames (f0, voicing,
@@ -93,9 +94,9 @@ def plan_path(index: ChunkIndex, path: Continuation, player_tempo_bpm: float | N
             if part.notes is not None:
                 onset = part.notes[:, 0] / 1000.0
                 offset = onset + part.notes[:, 1] / 1000.0
-                inside = (onset >= begin) & (onset < end)
+                inside = (onset < end) & (offset > begin)  # held notes too, cut at the edges
                 notes = np.column_stack([
-                    onset[inside] + origin, np.minimum(offset[inside], end) + origin,
+                    np.maximum(onset[inside], begin) + origin, np.minimum(offset[inside], end) + origin,
                     part.notes[inside, 2] + (0 if part.is_drum else step.transpose), part.notes[inside, 3],
                 ]).astype(np.float64)
                 slot["notes"].append(notes)

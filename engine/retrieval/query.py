@@ -6,12 +6,16 @@ and the index (a live worker calls it from its own thread or process; hnswlib re
    every transposition (its chroma rolled), one batched ANN call;
 2. each chunk found *resembles* the context; the chunk that follows it without overlap is the
    continuation candidate;
-3. candidates are rescored: score = RELEVANCE_WEIGHT * cosine(context, matched chunk)
+3. relevance looks further back where the frames allow: the player's earlier chunks (2 s each,
+   up to CONTEXT_CHUNKS in all) against the matched chunk's predecessors in its song, weighted
+   CONTEXT_DECAY ** k for the k-th chunk back (the mean of the available ones), so a phrase
+   that only ends alike ranks below one that agrees all along;
+4. candidates are rescored: score = RELEVANCE_WEIGHT * relevance
    + SEAM_WEIGHT * seam(player's audio -> continuation), plus KEY_BONUS when the transposed
    continuation sits in the player's key (when the caller knows it);
-4. deduplicated: at most one candidate per song region (continuations of one song closer than a
+5. deduplicated: at most one candidate per song region (continuations of one song closer than a
    chunk length are one region; the best wins);
-5. for more than one step, a beam search extends each path by the next chunk of its own song
+6. for more than one step, a beam search extends each path by the next chunk of its own song
    (a natural succession) or by retrieval from the path's last chunk (a jump), scoring each
    step the same way; paths are ranked by their mean step score and deduplicated by the
    region of their first step.
@@ -35,20 +39,23 @@ SEAM_WEIGHT = 0.3
 KEY_BONUS = 0.05
 ALL_TRANSPOSITIONS = tuple(range(-6, 6))
 MIN_VOICED_SHARE = 0.05
+CONTEXT_CHUNKS = 3
+CONTEXT_DECAY = 0.6
 
 
 @dataclass(frozen=True)
 class QuerySettings:
     """How many paths and steps, how wide the search; `key_tonic` is the player's key if known.
 
-    `exclude(ids) -> bool mask` drops *matched* chunks (the honest evaluation removes every
-    chunk that overlaps the query window this way).
+    `exclude(ids) -> bool mask` drops chunks, both as matches and as proposed continuations
+    (the honest evaluation removes every chunk that overlaps the query window this way).
     """
 
     top_k: int = 5
     steps: int = 1
     beam_width: int = 8
     candidates: int = 24
+    context_chunks: int = CONTEXT_CHUNKS
     transpositions: tuple[int, ...] = ALL_TRANSPOSITIONS
     key_tonic: int | None = None
     exclude: Callable[[np.ndarray], np.ndarray] | None = None
@@ -93,9 +100,29 @@ def check_context(frames: np.ndarray) -> np.ndarray:
     return context
 
 
+def _context_relevance(index: ChunkIndex, matched: np.ndarray, relevance: np.ndarray, transpose: np.ndarray,
+                       earlier: np.ndarray) -> np.ndarray:
+    """Relevance over the longer context: `earlier[k-1]` is the player's chunk k back (an
+    embedding), compared with the matched chunk's k-th predecessor where its song has one."""
+    total = relevance.copy()
+    weight = np.ones_like(relevance)
+    for k, vector in enumerate(earlier, start=1):
+        back = matched - k * spec.NEXT_CHUNK_OFFSET
+        present = (back >= 0) & (index.chunk_song[np.maximum(back, 0)] == index.chunk_song[matched])
+        if not present.any():
+            break
+        stored = index.vectors(back[present])
+        shifted = np.stack([rotate_chroma(vector, -int(t)) for t in transpose[present]])
+        total[present] += CONTEXT_DECAY ** k * np.sum(stored * shifted, axis=1)
+        weight[present] += CONTEXT_DECAY ** k
+    return total / weight
+
+
 def _candidates(index: ChunkIndex, query: np.ndarray, before: np.ndarray, shifts: tuple[int, ...],
-                base_transpose: int, settings: QuerySettings, song_keys: np.ndarray) -> list[Step]:
-    """Continuations of the chunks resembling `query` (an embedding), at each chroma shift."""
+                base_transpose: int, settings: QuerySettings, song_keys: np.ndarray,
+                earlier: np.ndarray = np.zeros((0, spec.EMBEDDING_DIM), dtype=np.float32)) -> list[Step]:
+    """Continuations of the chunks resembling `query` (an embedding), at each chroma shift;
+    `earlier` holds the player's preceding chunk embeddings, most recent first."""
     k = min(settings.candidates, len(index))
     vectors = np.stack([rotate_chroma(query, -shift) for shift in shifts])
     labels, distances = index.hnsw.knn_query(vectors, k=k, num_threads=1)
@@ -107,10 +134,14 @@ def _candidates(index: ChunkIndex, query: np.ndarray, before: np.ndarray, shifts
         keep &= ~settings.exclude(matched)
     nxt = index.next_chunk(matched)
     keep &= nxt >= 0
+    if settings.exclude is not None:
+        keep &= ~settings.exclude(np.maximum(nxt, 0))
     keep &= index.summaries[np.maximum(nxt, 0), VOICED_SHARE] > 0
     matched, relevance, transpose, nxt = matched[keep], relevance[keep], transpose[keep], nxt[keep]
     if len(nxt) == 0:
         return []
+    if len(earlier):
+        relevance = _context_relevance(index, matched, relevance, transpose, earlier)
     transpose = (transpose + 6) % 12 - 6
     seam = seam_terms(before, index.summaries[nxt], transpose)["score"]
     score = RELEVANCE_WEIGHT * relevance + SEAM_WEIGHT * seam
@@ -149,13 +180,18 @@ def _natural_step(index: ChunkIndex, last: Step) -> Step | None:
 
 
 def retrieve(index: ChunkIndex, frames: np.ndarray, settings: QuerySettings = QuerySettings()) -> list[Continuation]:
-    """Top-K continuation paths for the player's recent leader frames ([n >= 500, 16])."""
+    """Top-K continuation paths for the player's recent leader frames ([n >= 500, 16]; the last
+    6 s are used when given, the last 2 s at least)."""
     index.check_not_empty()
     context = check_context(frames)
     query = embed_chunk(context)
     before = chunk_summary(context)
     song_keys = np.array([s.key_tonic for s in index.songs])
-    first = dedup(_candidates(index, query, before, settings.transpositions, 0, settings, song_keys),
+    earlier = np.array([
+        embed_chunk(frames[len(frames) - (k + 1) * spec.CHUNK_FRAMES: len(frames) - k * spec.CHUNK_FRAMES])
+        for k in range(1, settings.context_chunks) if len(frames) >= (k + 1) * spec.CHUNK_FRAMES
+    ], dtype=np.float32).reshape(-1, spec.EMBEDDING_DIM)
+    first = dedup(_candidates(index, query, before, settings.transpositions, 0, settings, song_keys, earlier),
                   max(settings.beam_width, settings.top_k))
     paths = [Continuation((step,), step.score) for step in first]
     for _ in range(settings.steps - 1):

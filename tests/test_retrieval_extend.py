@@ -1,0 +1,129 @@
+"""`extend`: Top-K continuations of a clip rendered through the block processor; its joins and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.audio_io import read_mono
+from engine.config import load_config
+from engine.errors import TuttiError
+from engine.features.streaming import StreamingAnalyzer
+from engine.retrieval.build import BuildOptions, build_index
+from engine.retrieval.extend import equal_power_gains, extend_clip
+from engine.retrieval.plan import join_offset_s, plan_path
+from engine.retrieval.query import QuerySettings, retrieve
+from engine.retrieval.store import ChunkIndex
+from tests.retrieval_fixtures import MOTIFS, make_corpus, render_notes, song_notes
+
+import launch
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("extend")
+    out = root / "index"
+    build_index(BuildOptions(root=make_corpus(root / "corpus"), out=out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """Motifs 2 and 3 a semitone up, in another timbre, at 44.1 kHz (resampled on the way in)."""
+    melody, _ = song_notes(2, 2, 1)
+    path = tmp_path_factory.mktemp("clip") / "clip.wav"
+    sf.write(path, render_notes(melody, 4.0, rate_hz=44100, brightness=0.3), 44100, subtype="FLOAT")
+    return path
+
+
+def _level_db(audio: np.ndarray, rate: int) -> np.ndarray:
+    frames = StreamingAnalyzer(rate).analyze(np.ascontiguousarray(audio, dtype=np.float32)).values
+    return frames[:, 2]
+
+
+def test_extend_writes_each_path_gain_matched_and_beat_aligned(index_dir: Path, clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = launch.main(["extend", str(clip), "--out", str(out), "--index", str(index_dir), "--top-k", "2", "--seconds", "4"])
+    assert code == 0
+    record = json.loads((out / "candidates.json").read_text())
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "candidates.json", "config.toml", "extended_1.wav", "extended_2.wav"]
+    assert record["tempo_used"] and abs(record["tempo_bpm"] - 120) < 2
+    for candidate in record["candidates"]:
+        audio, rate = sf.read(out / candidate["file"])
+        assert rate == 48000 and audio.shape[1] == 2
+        assert audio.shape[0] / rate == pytest.approx(candidate["join_s"] + 4.0 + 0.5, abs=0.01)
+        # beat aligned: the clip's beats fall every 0.5 s from 0, its end is on a beat, the song's too
+        assert candidate["join_s"] == pytest.approx(4.0, abs=0.02)
+        assert [s["transpose"] for s in candidate["steps"]] == [candidate["steps"][0]["transpose"]] * 2
+        loudness = _level_db(audio.mean(axis=1), rate)
+        join = int(candidate["join_s"] * 250)
+        before, after = loudness[join - 250:join].mean(), loudness[join + 25:join + 275].mean()
+        assert abs(after - before) < 4.0, (before, after)  # gain matched across the join
+        assert np.max(np.abs(audio)) < 1.0
+
+
+def test_the_planned_leader_plays_what_follows_in_the_players_key(index_dir: Path, clip: Path) -> None:
+    index = ChunkIndex.open(index_dir)
+    frames = StreamingAnalyzer(48000).analyze(read_mono(clip, 48000)).values
+    path = retrieve(index, frames, QuerySettings(top_k=1, steps=2))[0]
+    plan = plan_path(index, path, player_tempo_bpm=120.0)
+    lead = plan.leader.notes
+    starts = lead[lead[:, 0] >= -1e-6]  # notes from the join on (the pre-roll holds the one before)
+    played = starts[np.argsort(starts[:, 0])][:8, 2].astype(int).tolist()
+    assert played == [p + 1 for p in MOTIFS[4]] + [p + 1 for p in MOTIFS[5]]
+    np.testing.assert_allclose(starts[:8, 0], np.arange(8) * 0.5, atol=1e-6)
+    assert plan.stretch == 1.0 and plan.first_beat_s == 0.0
+    assert {s.role for s in plan.stems} == {"melody", "bass"}
+
+
+def test_equal_power_crossfade_and_beat_offset() -> None:
+    fade_out, fade_in = equal_power_gains(1000, 600, 200)
+    np.testing.assert_allclose(fade_out**2 + fade_in**2, 1.0, atol=1e-6)
+    assert fade_out[399] == 1.0 and fade_in[399] == 0.0 and fade_in[600] == pytest.approx(1.0)
+    # beats every 0.5 s through 1.25 s; a clip ending at 4.1 s; the song's first beat 0.2 s in
+    delay = join_offset_s(4.1, 1.25, 120.0, 0.2)
+    assert 0 <= delay < 0.5
+    assert ((4.1 + delay + 0.2 - 1.25) / 0.5) % 1 == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda rate: np.zeros(int(1.5 * rate)), "shorter than one 2 s chunk"),
+    (lambda rate: np.zeros(3 * rate), "no pitched sound"),
+])
+def test_extend_refuses_a_short_or_silent_clip_and_writes_nothing(index_dir: Path, tmp_path: Path, make, message) -> None:
+    path = tmp_path / "bad.wav"
+    sf.write(path, make(48000), 48000)
+    with pytest.raises(TuttiError, match=message):
+        extend_clip(path, tmp_path / "out", load_config(), index_dir=index_dir)
+    assert not (tmp_path / "out").exists()
+
+
+def test_extend_refuses_a_missing_or_empty_index_and_a_foreign_folder(index_dir: Path, clip: Path, tmp_path: Path) -> None:
+    with pytest.raises(TuttiError, match="no chunk index"):
+        extend_clip(clip, tmp_path / "out", load_config(), index_dir=tmp_path / "nowhere")
+    ChunkIndex.create(tmp_path / "empty")
+    with pytest.raises(TuttiError, match="empty"):
+        extend_clip(clip, tmp_path / "out", load_config(), index_dir=tmp_path / "empty")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("not Tutti's")
+    with pytest.raises(TuttiError, match="did not write"):
+        extend_clip(clip, foreign, load_config(), index_dir=index_dir, top_k=1, seconds=2)
+    assert sorted(p.name for p in foreign.iterdir()) == ["mine.txt"]
+
+
+def test_build_index_cli_adds_and_refuses(index_dir: Path, tmp_path: Path, capsys) -> None:
+    corpus = Path(ChunkIndex.open(index_dir).folder).parent / "corpus"
+    out = tmp_path / "idx"
+    assert launch.main(["build-index", "--root", str(corpus), "--out", str(out)]) == 0
+    assert "6 songs added" in capsys.readouterr().out
+    assert launch.main(["build-index", "--root", str(corpus), "--out", str(out)]) == 2  # exists: needs --force or --add
+    assert "--force" in capsys.readouterr().err
+    assert launch.main(["build-index", "--root", str(corpus), "--out", str(out), "--add"]) == 0
+    printed = capsys.readouterr().out
+    assert "0 songs added" in printed and "6 already indexed" in printed
