@@ -170,10 +170,10 @@ def test_a_voice_that_raises_in_the_engine_falls_silent_and_the_stream_goes_on(n
     session = json.loads((take / "session.json").read_text())
     telemetry = session["telemetry"]
     assert telemetry["voice_faults"] == 1 and telemetry["callback_exceptions"] == 0
-    assert telemetry["callbacks"] >= 0.9 * 5 * SR / 128  # the stream went on (loaded CI machines lose a few)
     organ, _ = sf.read(str(take / "organ.wav"))
     bass, _ = sf.read(str(take / "bass.wav"))
     raised_at = 501 * 192  # it raises when stepped on its 501st frame
+    assert telemetry["callbacks"] * 128 > 2 * raised_at  # the stream went on well past the fault
     assert _rms_db(organ[SR:raised_at - 128]) > -40  # it played
     assert not np.any(organ[raised_at + 128:])        # then fell silent
     assert _rms_db(bass[raised_at + SR:]) > -40      # the others played on
