@@ -246,7 +246,7 @@ def midi_rig(jack_server):
     controller.close()
 
 
-@fuzz_settings(3000, deadline_ms=500)
+@fuzz_settings(3000)
 @given(messages=st.lists(MESSAGE, min_size=1, max_size=8), learn=st.one_of(st.none(), st.sampled_from(["voices.bass.pan", "voices.organ.mute", "panic"])))
 def test_midi_messages(midi_rig, messages, learn) -> None:
     from realtime.midi import MidiBinding
@@ -338,6 +338,9 @@ def metadata_texts(draw) -> str:
     metadata = draw(st.fixed_dictionaries({}, optional={"song_id": YAML_SCALARS, "split": YAML_SCALARS, "UUID": YAML_SCALARS}))
     if choice == 1:
         return yaml.safe_dump(draw(YAML_VALUES))
+    if choice == 5:  # a loadable track whose id and fields are hostile
+        stems["S00"] = draw(st.fixed_dictionaries({}, optional={"program_num": st.integers(-3, 200), "is_drum": YAML_SCALARS, "role": YAML_SCALARS}))
+        metadata["song_id"] = draw(st.sampled_from(["../../escape", "/abs/olute", "a/../../b", ".", "..", "a//b", "ok/Track1", "", "x" * 300]))
     metadata["stems"] = stems if choice > 2 else draw(YAML_VALUES)
     return yaml.safe_dump(metadata)
 

@@ -49,8 +49,10 @@ class FeatureSettings:
 
 
 def song_folder(cache_dir: Path, song_id: str) -> Path:
-    """The cache folder of a song: its id with anything but [A-Za-z0-9._/-] replaced by '_'."""
-    return cache_dir / re.sub(r"[^A-Za-z0-9._/-]", "_", song_id)
+    """The cache folder of a song: its id with anything but [A-Za-z0-9._/-] replaced by '_',
+    and empty, '.' and '..' parts too, so that no id (a metadata.yaml's) leads out of the cache."""
+    parts = re.sub(r"[^A-Za-z0-9._/-]", "_", song_id).split("/")
+    return cache_dir.joinpath(*(part if part not in ("", ".", "..") else "_" for part in parts))
 
 
 def is_current(record: Record | None, item: SongItem, settings: FeatureSettings) -> bool:

@@ -23,6 +23,8 @@ def notes_from_midi(path: Path) -> np.ndarray:
         midi = mido.MidiFile(str(path))
     except (OSError, EOFError, ValueError, KeyError, IndexError) as err:
         raise TuttiError(f"MIDI file {path} is unreadable ({err}): re-export it") from None
+    if midi.ticks_per_beat <= 0:  # the top bit of the division set: SMPTE time, which Tutti does not read
+        raise TuttiError(f"MIDI file {path} has SMPTE or zero timing ({midi.ticks_per_beat} ticks per beat): re-export it with ticks per beat")
     time_s = 0.0
     sounding: dict[tuple[int, int], list[tuple[float, int]]] = {}
     rows: list[tuple[float, float, int, int]] = []
