@@ -467,6 +467,46 @@ def test_kern_and_abc(sandbox, tmp_path_factory, score) -> None:
     assert sorted(p.name for p in root.iterdir()) == [path.name]
 
 
+# session.json: a take's automation log -----------------------------------------------------
+
+AUTOMATION_NUMBERS = st.one_of(st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+                               st.sampled_from([0, 1, 2, 3, 4, -1, -2, -3, -4, 0.5, 1e300, -0.0, 2**63]))
+
+
+@st.composite
+def session_texts(draw) -> str:
+    choice = draw(st.integers(0, 5))
+    if choice == 0:
+        return draw(st.binary(max_size=120)).decode("latin-1")
+    if choice == 1:
+        depth = draw(st.integers(1, 100_000))
+        return '{"automation": ' + "[" * depth + "]" * depth + "}"
+    voices, kinds = (list(VOICES), ["reference:organ", "reference:plucked-bass"]) if choice > 2 else (draw(st.lists(st.text(max_size=4), max_size=3)), [])
+    records = draw(st.lists(st.one_of(st.lists(AUTOMATION_NUMBERS, min_size=4, max_size=4),
+                                      st.lists(AUTOMATION_NUMBERS, max_size=6), st.text(max_size=3)), max_size=6))
+    entry = {"format": "x", "voices": voices, "kinds": kinds, "records": records}
+    return json.dumps({"automation": draw(st.one_of(st.just(entry), SIDECAR_VALUES))} if choice != 5 else entry)
+
+
+@fuzz_settings(800)
+@given(text=session_texts())
+def test_session_automation(tmp_path_factory, text) -> None:
+    from engine.automation import read_automation
+
+    path = tmp_path_factory.mktemp("session", numbered=True) / "session.json"
+    path.write_text(text, encoding="utf-8", errors="surrogateescape")
+    count("session.json automation")
+    try:
+        table = read_automation(path, VOICES, ("reference:organ", "reference:plucked-bass"))
+    except TuttiError as err:
+        assert_one_line(str(err), str(path))
+        return
+    assert table.shape[1] == 4 and np.all(np.isfinite(table))
+    assert np.all(table[:, :3] == np.round(table[:, :3])) and np.all(table[:, 0] >= 0)
+    voice_rows = table[table[:, 1] >= 0]
+    assert np.all(voice_rows[:, 1] < len(VOICES)) and np.all(voice_rows[:, 3] >= -1.0) and np.all(voice_rows[:, 3] <= 1000.0)
+
+
 # Model sidecars ----------------------------------------------------------------------------
 
 SIDECAR_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True),
@@ -502,7 +542,7 @@ def test_model_sidecars(tmp_path_factory, fields, keep_valid, raw, model) -> Non
 # Last in the file, so it runs after every fuzz test above -------------------------------------
 
 READERS = {"audio files", "--set values", "TOML overlays", "MIDI messages", "parameter values", "output-folder markers",
-           "metadata.yaml", "URMP F0/notes files", "MIDI files", "kern/abc scores", "model sidecars"}
+           "metadata.yaml", "URMP F0/notes files", "MIDI files", "kern/abc scores", "model sidecars", "session.json automation"}
 
 
 def test_every_reader_was_fuzzed(capsys) -> None:
