@@ -2,13 +2,15 @@
 
 `Sandbox.call(name, *args)` runs `TARGETS[name](*args)` in one long-lived spawned process and
 returns ("ok", summary) or ("error", TuttiError message), or ("raised", "Type: message") for
-any other exception; a call past `timeout_s` kills the worker and is reported as ("hang", s).
-The worker is restarted after a hang, so one bad input never stops the rest.
+any other exception; a call past `timeout_s` kills the worker and is reported as ("hang", s),
+one that kills it (a crash in C) as ("crashed", name). The worker is then restarted, so one bad
+input never stops the rest.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import multiprocessing
 from pathlib import Path
 
@@ -49,7 +51,18 @@ def _essen(root: str):
     return len(items), len(skips)
 
 
-TARGETS = {"read_mono": _read_mono, "check_audio": _check_audio, "melody_notes": _melody_notes, "essen": _essen}
+def _open_index(folder: str):
+    from engine.retrieval.store import ChunkIndex
+
+    index = ChunkIndex.open(Path(folder))
+    try:
+        return len(index)
+    finally:
+        index.close()
+
+
+TARGETS = {"read_mono": _read_mono, "check_audio": _check_audio, "melody_notes": _melody_notes, "essen": _essen,
+           "open_index": _open_index}
 
 
 def run_target(name: str, *args):
@@ -80,11 +93,17 @@ class Sandbox:
         try:
             return future.result(timeout=self.timeout_s)
         except concurrent.futures.TimeoutError:
-            for process in list(self._pool._processes.values()):
-                process.kill()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._start()
+            self._restart()
             return "hang", self.timeout_s
+        except concurrent.futures.process.BrokenProcessPool:  # the parse killed its process (a crash in C)
+            self._restart()
+            return "crashed", name
+
+    def _restart(self) -> None:
+        for process in list(self._pool._processes.values()):
+            process.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._start()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

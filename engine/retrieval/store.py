@@ -199,24 +199,33 @@ class ChunkIndex:
         self.summaries = np.frombuffer(blob, dtype=np.float16).reshape(n, SUMMARY_DIM).astype(np.float32)
         self.song_n_chunks = np.array([s.n_chunks for s in self.songs], dtype=np.int64)
         self.song_first = np.array([s.first_chunk for s in self.songs], dtype=np.int64)
+        self.song_tempo = np.array([s.tempo_bpm for s in self.songs], dtype=np.float64)
 
     def _load_hnsw(self) -> None:
-        count = int(self._meta["hnsw_count"])
+        try:
+            count, name, recorded_bytes = int(self._meta["hnsw_count"]), self._meta["hnsw_file"], int(self._meta["hnsw_bytes"])
+        except (KeyError, ValueError) as err:
+            raise TuttiError(f"{self._where} is damaged (its meta lacks or garbles {err}): rebuild it with `launch.py build-index --force`") from None
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise TuttiError(f"{self._where} is damaged (it names HNSW file {name!r} outside its folder): rebuild it")
         if count != len(self.chunk_song):
             raise TuttiError(f"{self._where} is damaged (HNSW holds {count} chunks, the tables {len(self.chunk_song)}): rebuild it")
         self.hnsw = _new_hnsw(1)
         if count == 0:
             return
-        path = self.folder / self._meta["hnsw_file"]
+        path = self.folder / name
         if not path.is_file():
             raise TuttiError(f"{path} is missing from the chunk index: rebuild it with `launch.py build-index --force`")
         size = path.stat().st_size
-        if size != int(self._meta["hnsw_bytes"]):
-            raise TuttiError(f"{path} is truncated or damaged ({size} bytes, {self._meta['hnsw_bytes']} recorded): rebuild the index")
-        if _sha256(path) != self._meta["hnsw_sha256"]:
+        if size != recorded_bytes:
+            raise TuttiError(f"{path} is truncated or damaged ({size} bytes, {recorded_bytes} recorded): rebuild the index")
+        if _sha256(path) != self._meta.get("hnsw_sha256"):
             raise TuttiError(f"{path} is damaged (its sha256 differs from the one recorded): rebuild the index")
         self.hnsw = hnswlib.Index(space="cosine", dim=spec.EMBEDDING_DIM)
-        self.hnsw.load_index(str(path), max_elements=count)
+        try:
+            self.hnsw.load_index(str(path), max_elements=count)
+        except (RuntimeError, ValueError, MemoryError) as err:
+            raise TuttiError(f"{path} is damaged (hnswlib: {' '.join(str(err).split())}): rebuild the index") from None
         self.hnsw.set_ef(spec.HNSW_EF_SEARCH)
         self.hnsw.set_num_threads(1)
 
