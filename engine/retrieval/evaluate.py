@@ -35,6 +35,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -191,10 +192,13 @@ def _join_seam(context: np.ndarray, continuation: np.ndarray, transpose: int, le
 
 
 def evaluate(index_dir: Path, corpus: Path, splits: tuple[str, ...] = ("val", "test"), every_s: float = QUERY_EVERY_S,
-             max_queries: int | None = None, stream=sys.stderr) -> dict:
+             max_queries: int | None = None, seam_joins: int = SEAM_SAMPLE, settings: QuerySettings | None = None,
+             stream=sys.stderr) -> dict:
     """Run the evaluation; returns the report (see the module docstring)."""
     from engine.config import load_config
     from engine.features.streaming import StreamingAnalyzer
+    from engine.retrieval.extend import TEMPO_CONFIDENCE
+    from engine.tempo_key import estimate_tempo
 
     config = load_config()
     index = ChunkIndex.open(index_dir)
@@ -232,7 +236,9 @@ def evaluate(index_dir: Path, corpus: Path, splits: tuple[str, ...] = ("val", "t
 
             target_id = song.first_chunk + position
             started = time.perf_counter()
-            found = retrieve(index, window, QuerySettings(top_k=TOP, exclude=exclude))
+            tempo, confidence = estimate_tempo(window[:, 3])
+            found = retrieve(index, window, replace(settings or QuerySettings(), top_k=TOP, exclude=exclude,
+                                                    tempo_bpm=tempo if confidence >= TEMPO_CONFIDENCE else None))
             times["tutti"].append(time.perf_counter() - started)
             ours = [(p.first.chunk, p.first.transpose) for p in found]
             excluded = exclude(np.arange(len(index)))
@@ -249,7 +255,7 @@ def evaluate(index_dir: Path, corpus: Path, splits: tuple[str, ...] = ("val", "t
                 ranks[method].append(next((i + 1 for i, h in enumerate(note_hits) if h), None))
             queries += 1
             seam_every = seam_every or 1
-            if len(seams["natural"]["flux"]) < SEAM_SAMPLE and queries % max(1, seam_every) == 0 and ours and theirs:
+            if len(seams["natural"]["flux"]) < seam_joins and queries % max(1, seam_every) == 0 and ours and theirs:
                 context = sounding_notes(notes, t - spec.CHUNK_S)
                 level = float(np.mean(window[-spec.CHUNK_FRAMES:][voiced_mask(window[-spec.CHUNK_FRAMES:]), LOUDNESS]))
                 for method, (c, t_) in (("tutti", ours[0]), ("baseline", theirs[0]), ("natural", (target_id, 0))):

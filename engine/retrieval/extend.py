@@ -249,7 +249,7 @@ def extend_clip(clip_path: Path, out_dir: Path, config: TuttiConfig, *, index_di
     tempo = estimate.tempo_bpm if estimate.tempo_confidence >= TEMPO_CONFIDENCE else None
     key = estimate.key_tonic if estimate.key_confidence >= KEY_CONFIDENCE else None
     steps = max(1, math.ceil(seconds / spec.CHUNK_S))
-    paths = retrieve(index, frames, QuerySettings(top_k=top_k, steps=steps, key_tonic=key))
+    paths = retrieve(index, frames, QuerySettings(top_k=top_k, steps=steps, key_tonic=key, tempo_bpm=tempo))
     if not paths:
         raise TuttiError(f"the index in {index_dir} has no continuation for {clip_path}: build a larger index")
     names = ["candidates.json", "config.toml"] + [f"extended_{i}.wav" for i in range(1, top_k + 1)]

@@ -12,7 +12,9 @@ and the index (a live worker calls it from its own thread or process; hnswlib re
    that only ends alike ranks below one that agrees all along;
 4. candidates are rescored: score = RELEVANCE_WEIGHT * relevance
    + SEAM_WEIGHT * seam(player's audio -> continuation), plus KEY_BONUS when the transposed
-   continuation sits in the player's key (when the caller knows it);
+   continuation sits in the player's key, and up to TEMPO_BONUS for a song whose tempo is close
+   to the player's (a Gaussian in octaves, a tempo twice or half as fast counting as the same),
+   where the caller knows them;
 5. deduplicated: at most one candidate per song region (continuations of one song closer than a
    chunk length are one region; the best wins);
 6. for more than one step, a beam search extends each path by the next chunk of its own song
@@ -34,9 +36,11 @@ from engine.retrieval.embedding import VOICED_SHARE, chunk_summary, embed_chunk,
 from engine.retrieval.seam import seam_terms
 from engine.retrieval.store import ChunkIndex
 
-RELEVANCE_WEIGHT = 0.7
-SEAM_WEIGHT = 0.3
+RELEVANCE_WEIGHT = 0.85
+SEAM_WEIGHT = 0.15
 KEY_BONUS = 0.05
+TEMPO_BONUS = 0.05
+TEMPO_WIDTH_OCTAVES = 0.15
 ALL_TRANSPOSITIONS = tuple(range(-6, 6))
 MIN_VOICED_SHARE = 0.05
 CONTEXT_CHUNKS = 3
@@ -58,6 +62,7 @@ class QuerySettings:
     context_chunks: int = CONTEXT_CHUNKS
     transpositions: tuple[int, ...] = ALL_TRANSPOSITIONS
     key_tonic: int | None = None
+    tempo_bpm: float | None = None
     exclude: Callable[[np.ndarray], np.ndarray] | None = None
 
 
@@ -148,6 +153,10 @@ def _candidates(index: ChunkIndex, query: np.ndarray, before: np.ndarray, shifts
     if settings.key_tonic is not None:
         score += KEY_BONUS * ((index.chunk_key[nxt] + transpose) % 12 == settings.key_tonic)
     songs = index.chunk_song[nxt]
+    if settings.tempo_bpm:
+        octaves = np.log2(np.maximum(index.song_tempo[songs], 1.0) / settings.tempo_bpm)
+        octaves -= np.round(octaves)
+        score += TEMPO_BONUS * np.exp(-0.5 * (octaves / TEMPO_WIDTH_OCTAVES) ** 2)
     starts = index.chunk_position[nxt] * spec.HOP_S
     return [
         Step(int(c), int(s), float(st), int(t), int(m), float(r), float(se), float(sc))
