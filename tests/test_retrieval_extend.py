@@ -127,3 +127,22 @@ def test_build_index_cli_adds_and_refuses(index_dir: Path, tmp_path: Path, capsy
     assert launch.main(["build-index", "--root", str(corpus), "--out", str(out), "--add"]) == 0
     printed = capsys.readouterr().out
     assert "0 songs added" in printed and "6 already indexed" in printed
+
+
+def test_live_task_proposes_future_frames_of_every_stem(index_dir: Path) -> None:
+    from engine.retrieval.live import RetrievalTask
+
+    task = RetrievalTask(ChunkIndex.open(index_dir), top_k=3, horizon_s=4.0)
+    melody, _ = song_notes(1, 3, 0)  # motifs 1, 2, 3: motif 4 follows
+    frames = StreamingAnalyzer(48000).analyze(render_notes(melody, 6.0, rate_hz=48000, brightness=0.3).astype(np.float32)).values
+    proposals = task.compute(frames[-task.history_frames:])
+    assert len(proposals) == 3 and [p.rank for p in proposals] == [1, 2, 3]
+    for proposal in proposals:
+        lead = next(part for part in proposal.parts if part.is_leader)
+        assert lead.frames.shape == (1000, 16) and {part.role for part in proposal.parts} == {"melody", "bass"}
+        # the first future note is motif 4's first note at its transposition, on the next beat
+        voiced = np.flatnonzero(lead.frames[:, 1] > 0.5)
+        assert voiced[0] <= 2
+        pitch = 69 + 12 * np.log2(lead.frames[voiced[0], 0] / 440.0)
+        assert round(pitch) == MOTIFS[4][0]
+    assert task.compute(np.zeros((1500, 16))) == []  # silence: no proposals, no error
