@@ -159,7 +159,7 @@ class ChunkIndex:
             raise TuttiError(f"{path} has format {meta.get('format')!r}, Tutti reads {FORMAT!r}: rebuild it with `launch.py build-index --force`")
         if meta.get("feature_version") != str(spec.FEATURE_VERSION):
             raise TuttiError(
-                f"{path} was built with feature version {meta.get('feature_version')}, the engine computes "
+                f"{path} was built with feature version {' '.join(str(meta.get('feature_version')).split())}, the engine computes "
                 f"version {spec.FEATURE_VERSION}: rebuild it with `launch.py build-index --force`"
             )
         try:
