@@ -1,5 +1,6 @@
-"""Mixer maths for the audio thread: per-voice gain/pan/mute/solo, input monitor, master gain,
-a NaN/Inf guard per voice and a peak limiter on the mix.
+"""Mixer maths for the audio thread: per-voice gain/pan/mute/solo, a post-fader send per voice
+to one shared reverb, input monitor, master gain, a NaN/Inf guard per voice and a peak
+limiter on the mix (`sum_voices`, then the reverb on the send bus, then `finish_mix`).
 
 Other threads publish parameters by writing plain floats into `MixerParams.voices` and
 `MixerParams.master` (last write wins); the kernel slews every gain toward its target at a
@@ -84,30 +85,26 @@ def _slew(current: float, target: float, max_step: float) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
-def mix_block(
+def sum_voices(
     voice_buffers: np.ndarray,
-    input_block: np.ndarray,
     count: int,
     voice_params: np.ndarray,
-    master_params: np.ndarray,
+    sends: np.ndarray,
     faulted: np.ndarray,
     current_gains: np.ndarray,
-    current_master: np.ndarray,
-    limiter_gain: np.ndarray,
-    ceiling: float,
-    max_step: float,
-    release_coef: float,
-    out_mix: np.ndarray,
     target_gains: np.ndarray,
+    max_step: float,
+    premix: np.ndarray,
+    send_bus: np.ndarray,
 ) -> int:
-    """Mix `count` samples of every voice into out_mix[:count, 0:2] (stereo float32).
+    """Sum `count` samples of every voice into premix[:count, 0:2] (float64, stereo) and
+    the reverb send bus send_bus[:count] (mono, post-fader: sends[v] x the voice's gain).
 
     voice_buffers [n_voices, >= count] are mono voice signals; a voice holding any non-finite
     or absurd sample in this block is zeroed and flagged in `faulted` (it stays muted);
-    returns how many voices faulted in this block.
-    current_gains [n_voices, 2], current_master [2] and limiter_gain [1] carry state;
-    target_gains [n_voices, 2] is scratch for the block's pan-law targets (computed once per
-    block, not per sample).
+    returns how many voices faulted in this block. current_gains [n_voices, 3] (left, right,
+    mono) carries the slewed gains; target_gains [n_voices, 3] is scratch for the block's
+    targets (the pan law computed once per block, not per sample).
     """
     n_voices = voice_buffers.shape[0]
     any_solo = False
@@ -135,15 +132,49 @@ def mix_block(
         angle = (voice_params[v, 1] + 1.0) * math.pi / 4.0
         target_gains[v, 0] = gain * math.cos(angle)
         target_gains[v, 1] = gain * math.sin(angle)
+        target_gains[v, 2] = gain
     for i in range(count):
         left = 0.0
         right = 0.0
+        send = 0.0
         for v in range(n_voices):
             current_gains[v, 0] = _slew(current_gains[v, 0], target_gains[v, 0], max_step)
             current_gains[v, 1] = _slew(current_gains[v, 1], target_gains[v, 1], max_step)
+            current_gains[v, 2] = _slew(current_gains[v, 2], target_gains[v, 2], max_step)
             x = voice_buffers[v, i]
             left += current_gains[v, 0] * x
             right += current_gains[v, 1] * x
+            send += sends[v] * current_gains[v, 2] * x
+        premix[i, 0] = left
+        premix[i, 1] = right
+        send_bus[i] = send
+    return new_faults
+
+
+@numba.njit(nogil=True, cache=True)
+def finish_mix(
+    premix: np.ndarray,
+    reverb_return: np.ndarray,
+    with_reverb: bool,
+    input_block: np.ndarray,
+    count: int,
+    master_params: np.ndarray,
+    current_master: np.ndarray,
+    limiter_gain: np.ndarray,
+    ceiling: float,
+    max_step: float,
+    release_coef: float,
+    out_mix: np.ndarray,
+) -> None:
+    """out_mix[:count] (float32 stereo) = the premix plus the reverb return (mono, centred)
+    and the input monitor, through the master gain and the peak limiter. current_master [2]
+    and limiter_gain [1] carry state."""
+    for i in range(count):
+        left = premix[i, 0]
+        right = premix[i, 1]
+        if with_reverb:
+            left += reverb_return[i] * 0.7071067811865476
+            right += reverb_return[i] * 0.7071067811865476
         current_master[0] = _slew(current_master[0], master_params[0], max_step)
         current_master[1] = _slew(current_master[1], master_params[1], max_step)
         monitor = current_master[1] * input_block[i] * 0.7071067811865476
@@ -158,4 +189,3 @@ def mix_block(
         limiter_gain[0] = g
         out_mix[i, 0] = left * g
         out_mix[i, 1] = right * g
-    return new_faults

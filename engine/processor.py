@@ -29,13 +29,15 @@ from engine.mixer import (
     SOLO,
     MixerParams,
     db_to_gain,
+    finish_mix,
     latch_parameters,
-    mix_block,
     pan_gains,
+    sum_voices,
 )
 from engine.rates import MAX_BLOCK_SAMPLES, check_block_samples, frame_samples
 from engine.ring import INDEX_CELLS, SampleRing
 from engine.scheduling import HISTORY_FRAMES, FrameHistory, FrameScheduler, FrameTask, ControlBus, bus_layout
+from engine.synth.reverb import Reverb
 from engine.synth.rng import rng_state
 from engine.tempo_key import TempoKey, TempoKeyTask
 from engine.voices import Voice, build_voice
@@ -46,6 +48,7 @@ SWAP_FADE_S = 0.05
 PANIC_SLEW_FACTOR = 4      # panic fades 4x faster than a fader: +12 dB to silence in 10 ms
 PANIC_RAMP_S = FULL_SCALE_SLEW_S  # voices are reset once the fade has reached silence
 TEMPO_KEY_TASK = 0         # index of the tempo/key task in `build_tasks`
+REVERB_SEED = 1            # the shared reverb's line lengths and signs
 AUTOMATION_SLOTS = 4096    # automation records the audio thread can queue before a reader drains
 # Automation record: (sample, row, column, value). row >= 0: voice parameter, -1: master
 # parameter, SWAP_ROW: voice `column` swapped to kind `value`, PANIC_ROW: panic.
@@ -139,8 +142,12 @@ class BlockProcessor:
         self.fault_count = 0
         self.voice_exceptions = 0
         self._fault_pending = False
-        self._current_gains = np.zeros((n_voices, 2))
-        self._target_gains = np.zeros((n_voices, 2))
+        self._current_gains = np.zeros((n_voices, 3))  # left, right, mono (the reverb send)
+        self._target_gains = np.zeros((n_voices, 3))
+        self._sends = np.array([voice.reverb_send for _, voice in config.voices[:n_voices]] + [0.0] * (n_voices - len(config.voices)))
+        self.reverb = Reverb(self.sample_rate_hz, config.synth.reverb_decay_s, 1.0, REVERB_SEED) if config.synth.reverb else None
+        self._premix = np.zeros((MAX_BLOCK_SAMPLES, 2))
+        self._send_bus = np.zeros(MAX_BLOCK_SAMPLES)
         self._current_master = np.zeros(2)
         self._limiter_gain = np.ones(1)
         self._ceiling = db_to_gain(config.mixer.limiter_ceiling_db)
@@ -237,6 +244,8 @@ class BlockProcessor:
         self._panic_requested = False
         self._panic_reset_left = 0
         self._limiter_gain[0] = 1.0
+        if self.reverb is not None:
+            self.reverb.reset()
         self.apply_config_mixer()
         self._used_voices[:] = self.params.voices
         self._used_master[:] = self.params.master
@@ -252,6 +261,7 @@ class BlockProcessor:
             gain = self.params.voices[v, GAIN] if self.params.voices[v, MUTE] < 0.5 else 0.0
             self._current_gains[v, 0] = gain * left
             self._current_gains[v, 1] = gain * right
+            self._current_gains[v, 2] = gain
 
     def swap_voice(self, index: int, kind: str) -> None:
         """Voice `index` plays `kind` from now on, through a 50 ms equal-power crossfade.
@@ -349,10 +359,15 @@ class BlockProcessor:
         slew = self._max_step
         if self._panic_reset_left:
             slew *= PANIC_SLEW_FACTOR
-        new_faults = mix_block(
-            voice_out, block, count, self._used_voices, self._used_master, self.faulted,
-            self._current_gains, self._current_master, self._limiter_gain, self._ceiling,
-            slew, self._release_coef, self.mix_out, self._target_gains,
+        new_faults = sum_voices(
+            voice_out, count, self._used_voices, self._sends, self.faulted, self._current_gains,
+            self._target_gains, slew, self._premix, self._send_bus,
+        )
+        if self.reverb is not None:
+            self.reverb.process(self._send_bus, 0, count)
+        finish_mix(
+            self._premix, self._send_bus, self.reverb is not None, block, count, self._used_master,
+            self._current_master, self._limiter_gain, self._ceiling, slew, self._release_coef, self.mix_out,
         )
         if new_faults or self._fault_pending:
             self._handle_faults()

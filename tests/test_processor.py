@@ -44,7 +44,7 @@ def test_output_is_audible_and_bounded(reference_render) -> None:
 
 
 def test_mix_is_sum_of_gain_times_pan_times_voice(melody) -> None:
-    config = load_config(sets=["mixer.master_gain_db=-6", "mixer.limiter_ceiling_db=0"])
+    config = load_config(sets=["mixer.master_gain_db=-6", "mixer.limiter_ceiling_db=0", "synth.reverb=false"])
     processor = BlockProcessor(config)
     gains, pans = [0.5, 0.25, 0.8], [-0.7, 0.2, 1.0]
     for v, (gain, pan) in enumerate(zip(gains, pans)):
@@ -63,8 +63,30 @@ def test_mix_is_sum_of_gain_times_pan_times_voice(melody) -> None:
     np.testing.assert_allclose(mix[settled:], expected[settled:], atol=2e-7)
 
 
+def test_one_shared_reverb_takes_each_voice_by_its_post_fader_send(melody) -> None:
+    """mix = sum of gain * pan * voice (dry) + the reverb of sum of send * gain * voice, centred."""
+    from engine.processor import REVERB_SEED
+    from engine.synth.reverb import Reverb
+
+    sets = ["mixer.master_gain_db=0", "mixer.limiter_ceiling_db=0", "voices.bass.reverb_send=0.5",
+            "voices.organ.reverb_send=0", "voices.strings.reverb_send=0.25"]
+    config = load_config(sets=sets)
+    voices, mix = BlockProcessor(config).render(melody * 0.3, 128)
+    dry_voices, dry_mix = BlockProcessor(load_config(sets=sets + ["synth.reverb=false"])).render(melody * 0.3, 128)
+    np.testing.assert_array_equal(voices, dry_voices)  # voice files are dry either way
+    gains = [10 ** (voice.gain_db / 20) for _, voice in config.voices]
+    send = sum(s * g * v for s, g, v in zip((0.5, 0.0, 0.25), gains, voices.astype(np.float64)))
+    wet = send.copy()
+    Reverb(SR, config.synth.reverb_decay_s, 1.0, REVERB_SEED).process(wet, 0, len(wet))
+    settled = int(0.05 * SR)
+    returned = (mix.astype(np.float64) - dry_mix)[settled:]
+    np.testing.assert_allclose(returned[:, 0], returned[:, 1], atol=2e-7)  # centred
+    np.testing.assert_allclose(returned[:, 0], 0.7071067811865476 * wet[settled:], atol=1e-6)
+    assert np.sqrt(np.mean(wet**2)) > 1e-3  # there was reverb to hear
+
+
 def test_solo_and_mute(melody) -> None:
-    processor = BlockProcessor(load_config(sets=["mixer.limiter_ceiling_db=0"]))
+    processor = BlockProcessor(load_config(sets=["mixer.limiter_ceiling_db=0", "synth.reverb=false"]))
     processor.params.voices[1, SOLO] = 1.0
     processor.params.voices[2, MUTE] = 1.0
     voices, mix = processor.render(melody * 0.3, 256)

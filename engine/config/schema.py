@@ -41,17 +41,14 @@ class AnalysisConfig:
 class SynthConfig:
     n_harmonics: int = 60
     n_noise_bands: int = 65
-    reverb: bool = True
+    reverb: bool = True             # one shared reverb, fed by each voice's reverb_send
     reverb_decay_s: float = 1.4
-    reverb_wet: float = 0.12
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_harmonics <= 200:
             raise TuttiError(f"synth.n_harmonics = {self.n_harmonics} must lie in 1..200")
         if not 2 <= self.n_noise_bands <= 256:
             raise TuttiError(f"synth.n_noise_bands = {self.n_noise_bands} must lie in 2..256")
-        if not 0.0 <= self.reverb_wet <= 1.0:
-            raise TuttiError(f"synth.reverb_wet = {self.reverb_wet} must lie in 0..1")
         if not 0.05 <= self.reverb_decay_s <= 20.0:
             raise TuttiError(f"synth.reverb_decay_s = {self.reverb_decay_s} must lie in 0.05..20")
 
@@ -77,8 +74,11 @@ class VoiceConfig:
     pan: float = 0.0
     mute: bool = False
     solo: bool = False
+    reverb_send: float = 0.12       # post-fader send to the shared reverb, 0..1
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.reverb_send <= 1.0:
+            raise TuttiError(f"voice reverb_send = {self.reverb_send} must lie in 0..1")
         if not -1.0 <= self.pan <= 1.0:
             raise TuttiError(f"voice pan = {self.pan} must lie in -1 (left)..1 (right)")
         if not -48.0 <= self.interval_semitones <= 48.0:

@@ -46,10 +46,7 @@ def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
         config.synth.n_harmonics,
         config.synth.n_noise_bands,
         model_nyquist_hz=sample_rate_hz / 2,
-        reverb=config.synth.reverb,
-        reverb_decay_s=config.synth.reverb_decay_s,
-        reverb_wet=config.synth.reverb_wet,
-        seed=zlib.crc32(name.encode()),
+        seed=zlib.crc32(name.encode()),  # dry: the processor's shared reverb takes a send
     )
     return ReferenceVoice(
         name, voice.kind, voice.interval_semitones, synth,

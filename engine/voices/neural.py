@@ -117,8 +117,7 @@ def build_model_voice(name: str, voice, config) -> NeuralVoice:
     info, instrument = load_voice_model(voice.kind)
     sample_rate_hz = config.engine.sample_rate_hz
     synth = model_synth(
-        info, sample_rate_hz, frame_samples(sample_rate_hz), reverb=config.synth.reverb,
-        reverb_decay_s=config.synth.reverb_decay_s, reverb_wet=config.synth.reverb_wet, seed=zlib.crc32(name.encode()),
+        info, sample_rate_hz, frame_samples(sample_rate_hz), seed=zlib.crc32(name.encode()),
     )
     return NeuralVoice(name, DecoderBatch(info, 1), 0, instrument, synth,
                        interval_semitones=voice.interval_semitones,
