@@ -108,8 +108,11 @@ def main() -> None:
     args = parser.parse_args()
     import soundfile as sf
 
+    from engine.safe_files import atomic_path
+
     audio, _ = render_melody()
-    sf.write(str(args.out), audio, 48000, subtype="PCM_16")
+    with atomic_path(args.out) as temporary:
+        sf.write(str(temporary), audio, 48000, subtype="PCM_16")
     print(f"wrote {args.out} ({len(audio) / 48000:.1f} s)")
 
 
