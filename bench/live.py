@@ -10,7 +10,7 @@ Callback p99 is given as wall time and as the callback thread's CPU time. Target
 xruns at most 1.5 x floor + 5, and, with 12 synth instances, callback p99 at most 50% of the
 block. Run it on an idle machine: anything else running shows up as xruns.
 
-`python bench/live.py [--seconds 15] [--pairs 3] [--blocks 128 256] [--voices 6 12] [--loads none gui4 gui8 tasks]`
+`python bench/live.py [--seconds 15] [--pairs 3] [--blocks 128 256] [--voices 6 12] [--loads none gui4 gui8 tasks] [--midi]`
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ KINDS = ("reference:plucked-bass", "reference:organ", "reference:bowed-strings")
 INTERVALS = (-12, -5, 4, 7, -24, 12, -17, 16, 19, -8, 3, 9)
 
 
-def config_with_voices(n_voices: int, block: int):
-    """The shipped config with exactly `n_voices` reference voices."""
-    base = load_config(sets=[f"engine.block_samples={block}", "midi.virtual_port=false"])
+def config_with_voices(n_voices: int, block: int, midi: bool = False):
+    """The shipped config with exactly `n_voices` reference voices (MIDI's virtual port on or off)."""
+    base = load_config(sets=[f"engine.block_samples={block}", f"midi.virtual_port={str(midi).lower()}"])
     voices = tuple(
         (f"v{i}", VoiceConfig(kind=KINDS[i % 3], interval_semitones=INTERVALS[i % len(INTERVALS)], gain_db=-14.0))
         for i in range(n_voices)
@@ -68,13 +68,13 @@ def passthrough(block: int, seconds: float) -> dict:
     return telemetry.snapshot()
 
 
-def tutti(block: int, n_voices: int, seconds: float, load: str) -> dict:
+def tutti(block: int, n_voices: int, seconds: float, load: str, midi: bool = False) -> dict:
     """Telemetry of a recorded live take with `load` running in the control process."""
     import sounddevice as sd
 
     if not sd._initialized:
         sd._initialize()  # to resolve the device; the session leaves the graph again
-    config = config_with_voices(n_voices, block)
+    config = config_with_voices(n_voices, block, midi)
     with tempfile.TemporaryDirectory() as tmp, LoadThreads(load):
         options = LiveOptions(input_file=DEMO_PATH, loop=True, duration_s=seconds,
                               record_dir=Path(tmp) / "take", print_telemetry=False)
@@ -85,10 +85,10 @@ def tutti(block: int, n_voices: int, seconds: float, load: str) -> dict:
     return telemetry
 
 
-def measure_pair(block: int, n_voices: int, seconds: float, load: str) -> tuple[dict, dict]:
+def measure_pair(block: int, n_voices: int, seconds: float, load: str, midi: bool) -> tuple[dict, dict]:
     with LoadProcess(load):
         floor = passthrough(block, seconds)
-    return floor, tutti(block, n_voices, seconds, load)
+    return floor, tutti(block, n_voices, seconds, load, midi)
 
 
 def _median(rows: list[dict], key: str) -> float:
@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--voices", type=int, nargs="+", default=[6, 12])
     parser.add_argument("--loads", nargs="+", default=list(LOADS), choices=LOADS)
+    parser.add_argument("--midi", action="store_true",
+                        help="keep the default MIDI config (a virtual JACK MIDI input in the control process)")
     args = parser.parse_args()
     print("| block | voices | load in control | floor xruns | xruns | callbacks | p50 ms | p99 ms (of block) "
           "| p99 thread CPU ms | deadline misses | target |")
@@ -124,9 +126,10 @@ def main() -> None:
         with private_jack_server(block):
             for load in args.loads:
                 for n_voices in args.voices:
-                    pairs = [measure_pair(block, n_voices, args.seconds, load) for _ in range(args.pairs)]
+                    pairs = [measure_pair(block, n_voices, args.seconds, load, args.midi) for _ in range(args.pairs)]
                     floors, rows = [p[0] for p in pairs], [p[1] for p in pairs]
-                    print(row_text(block, n_voices, load, floors, rows), flush=True)
+                    label = f"{load} + MIDI" if args.midi else load
+                    print(row_text(block, n_voices, label, floors, rows), flush=True)
 
 
 if __name__ == "__main__":
