@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import signal
 import sys
 import threading
 import time
@@ -76,6 +77,7 @@ class EngineReady:
 
 def engine_main(spec: EngineSpec, conn: Connection) -> None:
     """Entry point of the spawned engine process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the control process decides
     arena = SharedArena.attach(spec.arena_name, spec.layout)
     try:
         host = EngineHost(spec, arena)

@@ -209,3 +209,24 @@ def test_a_task_result_that_changes_a_voice_plays_the_same_live_and_offline(name
     low, high = np.mean(np.abs(cents + 500) < 150), np.mean(np.abs(cents - 700) < 150)
     print(f"organ at -5 (+1) semitones {low:.0%} of frames, at +7 (+1) {high:.0%}")
     assert low > 0.2 and high > 0.2
+
+
+def test_ctrl_c_reaching_both_processes_ends_the_take_cleanly(named_jack_server, tmp_path) -> None:
+    """A terminal's Ctrl-C signals the whole process group: the engine ignores it and the
+    control process ends the take (final session.json, exit code 0)."""
+    name, _ = named_jack_server
+    take = tmp_path / "take"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
+         "--record", str(take)],
+        cwd=REPO, env=server_env(name), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    _wait_for_file(take / "mix.wav")
+    time.sleep(2.0)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
+    session = json.loads((take / "session.json").read_text())
+    assert session["stop_reason"] == "stopped by Ctrl-C" and session["provisional"] is False
+    _assert_take_readable(take, 1.5)
