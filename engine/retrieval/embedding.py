@@ -42,6 +42,17 @@ def _weighted_chroma(frames: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     return weights @ frames[:, CHROMA]
 
 
+def _segments(values: np.ndarray, n_segments: int) -> np.ndarray:
+    """[n_segments, width] rows of `values` split as np.array_split does, NaN-padded."""
+    n = len(values)
+    bounds = np.array([0] + [len(p) for p in np.array_split(np.empty(n), n_segments)]).cumsum()
+    width = int(np.max(np.diff(bounds)))
+    out = np.full((n_segments, width), np.nan)
+    for i in range(n_segments):
+        out[i, : bounds[i + 1] - bounds[i]] = values[bounds[i]:bounds[i + 1]]
+    return out
+
+
 def embed_chunk(frames: np.ndarray) -> np.ndarray:
     """The float32 [EMBEDDING_DIM] unit embedding of one chunk's leader frames ([CHUNK_FRAMES, 16])."""
     frames = np.asarray(frames, dtype=np.float64)
@@ -55,13 +66,13 @@ def embed_chunk(frames: np.ndarray) -> np.ndarray:
     if voiced.any():
         midi = semitones(frames[:, F0])
         centre = float(np.mean(midi[voiced]))
-        for i, part in enumerate(np.array_split(np.arange(n), spec.PITCH_SEGMENTS)):
-            if voiced[part].any():
-                pitch[i] = np.clip((np.median(midi[part][voiced[part]]) - centre) / 12.0, -2.0, 2.0)
+        segments = _segments(np.where(voiced, midi, np.nan), spec.PITCH_SEGMENTS)
+        present = np.isfinite(segments).any(axis=1)
+        pitch[present] = np.clip((np.nanmedian(segments[present], axis=1) - centre) / 12.0, -2.0, 2.0)
     loudness = np.clip(frames[:, LOUDNESS], -80.0, 0.0)
-    loud = np.array([loudness[part].mean() for part in np.array_split(np.arange(n), spec.LOUDNESS_SEGMENTS)])
+    loud = np.nanmean(_segments(loudness, spec.LOUDNESS_SEGMENTS), axis=1)
     loud = (loud - loud.mean()) / 20.0
-    onset = _unit(np.array([frames[part, ONSET].sum() for part in np.array_split(np.arange(n), spec.ONSET_SEGMENTS)]))
+    onset = _unit(np.nansum(_segments(frames[:, ONSET], spec.ONSET_SEGMENTS), axis=1))
     vector = np.concatenate([
         spec.CHROMA_WEIGHT * chroma, spec.PITCH_WEIGHT * pitch, spec.LOUDNESS_WEIGHT * loud, spec.ONSET_WEIGHT * onset,
     ])
@@ -71,9 +82,9 @@ def embed_chunk(frames: np.ndarray) -> np.ndarray:
 def rotate_chroma(vectors: np.ndarray, semitones_up: int) -> np.ndarray:
     """Embeddings with their chroma blocks rolled by `semitones_up` (pitch class p -> p + r)."""
     out = np.array(vectors, dtype=np.float32, copy=True)
+    order = (np.arange(12) - semitones_up) % 12
     for half in range(spec.CHROMA_HALVES):
-        block = slice(12 * half, 12 * half + 12)
-        out[..., block] = np.roll(out[..., block], semitones_up, axis=-1)
+        out[..., 12 * half: 12 * half + 12] = out[..., 12 * half + order]
     return out
 
 

@@ -117,7 +117,8 @@ def _context_relevance(index: ChunkIndex, matched: np.ndarray, relevance: np.nda
         if not present.any():
             break
         stored = index.vectors(back[present])
-        shifted = np.stack([rotate_chroma(vector, -int(t)) for t in transpose[present]])
+        rotations = np.stack([rotate_chroma(vector, -t) for t in range(12)])  # row t: shifted by -t
+        shifted = rotations[transpose[present] % 12]
         total[present] += CONTEXT_DECAY ** k * np.sum(stored * shifted, axis=1)
         weight[present] += CONTEXT_DECAY ** k
     return total / weight

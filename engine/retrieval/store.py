@@ -116,6 +116,7 @@ class ChunkIndex:
         self._db = db
         self.writable = writable
         self._where = folder / DB_NAME
+        self._vectors: np.ndarray | None = None
         self._load_tables()
 
     # -- opening ---------------------------------------------------------------------------
@@ -238,8 +239,11 @@ class ChunkIndex:
             raise TuttiError(f"the chunk index in {self.folder} is empty: add songs with `launch.py build-index`")
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """float32 embeddings of chunk ids (as stored in the HNSW file)."""
-        return np.asarray(self.hnsw.get_items(np.asarray(ids, dtype=np.int64)), dtype=np.float32)
+        """float32 embeddings of chunk ids (as stored in the HNSW file; all of them are copied
+        out once, on first use: 224 bytes a chunk)."""
+        if self._vectors is None or len(self._vectors) != len(self):
+            self._vectors = np.asarray(self.hnsw.get_items(np.arange(len(self))), dtype=np.float32).reshape(-1, spec.EMBEDDING_DIM)
+        return self._vectors[np.asarray(ids, dtype=np.int64)]
 
     def next_chunk(self, ids: np.ndarray) -> np.ndarray:
         """The id of the chunk that follows each chunk without overlap, -1 past the song's end."""
