@@ -42,7 +42,7 @@ from engine.synth.rng import rng_state
 from engine.tempo_key import TempoKey, TempoKeyTask
 from engine.voices import Voice, build_voice
 from engine.voices.crossfade import Crossfade
-from engine.voices.test_kinds import TASK_TRANSPOSED_KIND, TransposeTask
+from engine.voices.test_kinds import TASK_PLAN_KIND, PlanTestTask
 
 SWAP_FADE_S = 0.05
 PANIC_SLEW_FACTOR = 4      # panic fades 4x faster than a fader: +12 dB to silence in 10 ms
@@ -58,8 +58,8 @@ MASTER_ROW, SWAP_ROW, PANIC_ROW = -1.0, -2.0, -3.0
 def build_tasks(config: TuttiConfig) -> list[FrameTask]:
     """The background tasks a processor schedules, in a fixed order (both processes build them)."""
     tasks: list[FrameTask] = [TempoKeyTask()]
-    if any(voice.kind == TASK_TRANSPOSED_KIND for _, voice in config.voices):
-        tasks.append(TransposeTask())
+    if any(voice.kind == TASK_PLAN_KIND for _, voice in config.voices):
+        tasks.append(PlanTestTask())
     return tasks
 
 
@@ -126,10 +126,11 @@ class BlockProcessor:
         self.tasks = build_tasks(config)
         bus = ControlBus(self.tasks, {name: arrays[name] for name, _, _ in bus_layout(self.tasks)})
         self.scheduler = FrameScheduler(self.tasks, self.history, synchronous=True, bus=bus)
+        self.frame_clock = np.zeros(1, dtype=np.int64)  # the frame number voices are stepped at
         for alternatives in self._alternatives:
             for voice in alternatives.values():
-                if hasattr(voice, "bind_bus"):  # a voice that plays what a task decides
-                    voice.bind_bus(bus, self.tasks)
+                if hasattr(voice, "attach"):  # a voice whose part may read the control bus
+                    voice.attach(bus, self.tasks, self.frame_clock)
         self.params = MixerParams(n_voices, arrays["mixer_voices"], arrays["mixer_master"])
         self._used_voices = np.zeros_like(self.params.voices)  # this block's snapshot of params
         self._used_master = np.zeros_like(self.params.master)
@@ -234,6 +235,7 @@ class BlockProcessor:
                 alternative.reset()
         self.frame[:] = 0.0
         self.frame_index = 0
+        self.frame_clock[0] = 0
         self.history.reset()
         self.scheduler.reset()
         self.faulted[:] = 0
@@ -355,6 +357,7 @@ class BlockProcessor:
                 self.history.append(self.frame)
                 self.frame_index += 1
                 self.scheduler.on_frame(self.frame_index)
+                self.frame_clock[0] = self.frame_index
                 self._step_voices()
         slew = self._max_step
         if self._panic_reset_left:

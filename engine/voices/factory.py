@@ -9,17 +9,19 @@ from engine.config import TuttiConfig, VoiceConfig
 from engine.errors import TuttiError
 from engine.rates import CONTROL_RATE_HZ, frame_samples
 from engine.synth.voice_synth import VoiceSynth
+from engine.parts import LeaderIntervalPart, PlanPart
 from engine.voices.base import Voice
+from engine.voices.part_voice import PartVoice
 from engine.voices.test_kinds import (
     FAULT_PREFIX,
     PLAYS_LIKE,
-    TASK_TRANSPOSED_KIND,
+    TASK_PLAN_KIND,
+    PlanTestTask,
     RaisingVoice,
-    TaskTransposedVoice,
     frames_before_fault,
 )
 from engine.voices.neural import MODEL_PREFIX, build_model_voice
-from engine.voices.reference import TIMBRES, ReferenceVoice
+from engine.voices.reference import TIMBRES, ReferenceInstrument
 
 
 def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
@@ -32,28 +34,34 @@ def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
         except ValueError as err:
             raise TuttiError(f"voices.{name}.kind: {err}") from None
         return RaisingVoice(build_voice(name, dataclasses.replace(voice, kind=PLAYS_LIKE), config), after_frames)
-    if voice.kind == TASK_TRANSPOSED_KIND:
-        plain = build_voice(name, dataclasses.replace(voice, kind=PLAYS_LIKE), config)
-        return TaskTransposedVoice(plain, voice.interval_semitones)
+    if voice.kind == TASK_PLAN_KIND:
+        part = PlanPart(PlanTestTask.name, PlanTestTask.horizon_frames)
+        return PartVoice(name, part, reference_instrument(name, PLAYS_LIKE, config))
     if voice.kind not in TIMBRES:
         raise TuttiError(
             f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)} or model:NAME"
         )
+    part = LeaderIntervalPart(voice.interval_semitones, config.analysis.voicing_threshold)
+    return PartVoice(name, part, reference_instrument(name, voice.kind, config))
+
+
+def reference_instrument(name: str, kind: str, config: TuttiConfig, slots: int = 1) -> ReferenceInstrument:
+    """A built-in timbre with `slots` dry synths (one per note it can play at once)."""
     sample_rate_hz = config.engine.sample_rate_hz
-    synth = VoiceSynth(
-        sample_rate_hz,
-        frame_samples(sample_rate_hz),
-        config.synth.n_harmonics,
-        config.synth.n_noise_bands,
-        model_nyquist_hz=sample_rate_hz / 2,
-        seed=zlib.crc32(name.encode()),  # dry: the processor's shared reverb takes a send
-    )
-    return ReferenceVoice(
-        name, voice.kind, voice.interval_semitones, synth,
-        n_harmonics=config.synth.n_harmonics,
-        n_noise_bands=config.synth.n_noise_bands,
+    synths = [
+        VoiceSynth(
+            sample_rate_hz,
+            frame_samples(sample_rate_hz),
+            config.synth.n_harmonics,
+            config.synth.n_noise_bands,
+            model_nyquist_hz=sample_rate_hz / 2,
+            seed=zlib.crc32(name.encode()) + slot,  # dry: the processor's shared reverb takes a send
+        )
+        for slot in range(slots)
+    ]
+    return ReferenceInstrument(
+        kind, synths, n_harmonics=config.synth.n_harmonics, n_noise_bands=config.synth.n_noise_bands,
         frame_s=1.0 / CONTROL_RATE_HZ,
-        voicing_threshold=config.analysis.voicing_threshold,
     )
 
 

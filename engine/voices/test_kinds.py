@@ -4,19 +4,21 @@ The engine process is spawned, so a test cannot monkeypatch anything inside it; 
 are how a test reaches the audio thread:
 - `test:raise-after-frames:N` plays like the organ reference voice, then raises from `step`
   after its N-th frame (the voice must fall silent, be counted, and the stream go on);
-- `test:transposed-by-task` plays like the organ, shifted by the semitones that the
-  `TransposeTask` publishes (a task with state whose result changes what a voice plays, so
-  that live == perform covers task results coming into force at trigger + lookahead).
+- `test:plays-task-plan` plays the organ timbre from the plan the `PlanTestTask` publishes (a
+  task with state whose result decides what a voice plays, through a `PlanPart`, so that
+  live == perform covers plans coming into force at trigger + lookahead).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from engine.features.frames import F0, LOUDNESS, VOICING
+from engine.parts import MAX_NOTES, PART_ACTIVE, PART_F0, PART_LOUDNESS, PART_ONSET, PART_ROWS, plan_size
 from engine.voices.base import Voice
 
 FAULT_PREFIX = "test:raise-after-frames:"
-TASK_TRANSPOSED_KIND = "test:transposed-by-task"
+TASK_PLAN_KIND = "test:plays-task-plan"
 PLAYS_LIKE = "reference:organ"
 
 
@@ -51,46 +53,30 @@ class RaisingVoice:
         self._voice.reset()
 
 
-class TransposeTask:
-    """Every 0.2 s, a transposition for the next 0.2 s: 0 and 12 semitones in turn (its state),
-    plus one more when the window's mean loudness is above -40 dB (its frames)."""
+class PlanTestTask:
+    """Every 0.2 s, a plan for the next 0.2 s: one note at the last voiced leader pitch of its
+    window, 7 semitones up, then an octave higher on every other call (its state), at that
+    frame's loudness; silent when the window's last 10 frames are unvoiced."""
 
-    name = "test-transpose"
+    name = "test-plan"
     period_frames = 50
     lookahead_frames = 25
     history_frames = 50
-    result_size = 1
+    horizon_frames = 50
+    result_size = plan_size(50)
 
     def __init__(self) -> None:
         self.calls = 0
 
     def compute(self, frames: np.ndarray, out: np.ndarray) -> None:
         self.calls += 1
-        out[0] = 12.0 * (self.calls % 2) + (1.0 if frames[:, 2].mean() > -40.0 else 0.0)
-
-
-class TaskTransposedVoice:
-    """A reference voice whose interval moves by the transposition in force on the control bus."""
-
-    def __init__(self, voice, interval_semitones: float) -> None:  # noqa: ANN001 (a ReferenceVoice)
-        self.name = voice.name
-        self._voice = voice
-        self._interval = interval_semitones
-        self._bus = None
-        self._task = 0
-
-    def bind_bus(self, bus, tasks: list) -> None:  # noqa: ANN001 (engine.scheduling.ControlBus)
-        """Read the TransposeTask's result from `bus` (the processor calls this once)."""
-        self._bus = bus
-        self._task = next(i for i, task in enumerate(tasks) if task.name == TransposeTask.name)
-
-    def step(self, frame: np.ndarray) -> None:
-        offset = self._bus.value(self._task, 0, 0.0) if self._bus is not None else 0.0
-        self._voice.set_interval(self._interval + offset)
-        self._voice.step(frame)
-
-    def render(self, out: np.ndarray, offset: int, count: int) -> None:
-        self._voice.render(out, offset, count)
-
-    def reset(self) -> None:
-        self._voice.reset()
+        plan = out.reshape(self.horizon_frames, PART_ROWS, MAX_NOTES)
+        plan[:] = 0.0
+        plan[:, PART_LOUDNESS] = -100.0
+        voiced = np.nonzero(frames[:, VOICING] >= 0.5)[0]
+        if voiced.size and voiced[-1] >= len(frames) - 10:
+            last = voiced[-1]
+            plan[:, PART_F0, 0] = frames[last, F0] * 2.0 ** ((7 + 12 * (self.calls % 2)) / 12.0)
+            plan[:, PART_LOUDNESS, 0] = frames[last, LOUDNESS]
+            plan[:, PART_ACTIVE, 0] = 1.0
+            plan[0, PART_ONSET, 0] = 1.0
