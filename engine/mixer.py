@@ -96,6 +96,7 @@ def sum_voices(
     max_step: float,
     premix: np.ndarray,
     send_bus: np.ndarray,
+    levels: np.ndarray,
 ) -> int:
     """Sum `count` samples of every voice into premix[:count, 0:2] (float64, stereo) and
     the reverb send bus send_bus[:count] (mono, post-fader: sends[v] x the voice's gain).
@@ -104,7 +105,8 @@ def sum_voices(
     or absurd sample in this block is zeroed and flagged in `faulted` (it stays muted);
     returns how many voices faulted in this block. current_gains [n_voices, 3] (left, right,
     mono) carries the slewed gains; target_gains [n_voices, 3] is scratch for the block's
-    targets (the pan law computed once per block, not per sample).
+    targets (the pan law computed once per block, not per sample). levels[v] gets voice v's
+    (peak, mean square) over the block, before its fader.
     """
     n_voices = voice_buffers.shape[0]
     any_solo = False
@@ -133,6 +135,15 @@ def sum_voices(
         target_gains[v, 0] = gain * math.cos(angle)
         target_gains[v, 1] = gain * math.sin(angle)
         target_gains[v, 2] = gain
+    for v in range(n_voices):
+        peak = 0.0
+        energy = 0.0
+        for i in range(count):
+            x = voice_buffers[v, i]
+            peak = max(peak, abs(x))
+            energy += x * x
+        levels[v, 0] = peak
+        levels[v, 1] = energy / max(count, 1)
     for i in range(count):
         left = 0.0
         right = 0.0
@@ -165,10 +176,18 @@ def finish_mix(
     max_step: float,
     release_coef: float,
     out_mix: np.ndarray,
+    levels: np.ndarray,
 ) -> None:
     """out_mix[:count] (float32 stereo) = the premix plus the reverb return (mono, centred)
     and the input monitor, through the master gain and the peak limiter. current_master [2]
-    and limiter_gain [1] carry state."""
+    and limiter_gain [1] carry state. levels[0] gets the input's (peak, mean square) over the
+    block, levels[1] the mix's (both channels) and levels[2] the limiter's deepest gain (dB,
+    in column 0)."""
+    input_peak = 0.0
+    input_energy = 0.0
+    mix_peak = 0.0
+    mix_energy = 0.0
+    deepest = 1.0
     for i in range(count):
         left = premix[i, 0]
         right = premix[i, 1]
@@ -189,3 +208,13 @@ def finish_mix(
         limiter_gain[0] = g
         out_mix[i, 0] = left * g
         out_mix[i, 1] = right * g
+        x = input_block[i]
+        input_peak = max(input_peak, abs(x))
+        input_energy += x * x
+        mix_peak = max(mix_peak, peak * g)
+        mix_energy += 0.5 * (left * left + right * right) * g * g
+        deepest = min(deepest, g)
+    n = max(count, 1)
+    levels[0, 0], levels[0, 1] = input_peak, input_energy / n
+    levels[1, 0], levels[1, 1] = mix_peak, mix_energy / n
+    levels[2, 0], levels[2, 1] = 20.0 * math.log10(max(deepest, 1e-6)), 0.0

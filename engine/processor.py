@@ -53,6 +53,13 @@ AUTOMATION_SLOTS = 4096    # automation records the audio thread can queue befor
 # Automation record: (sample, row, column, value). row >= 0: voice parameter, -1: master
 # parameter, SWAP_ROW: voice `column` swapped to kind `value`, PANIC_ROW: panic.
 MASTER_ROW, SWAP_ROW, PANIC_ROW = -1.0, -2.0, -3.0
+METER_BLOCKS = 1024        # meter records (one per block) a display can fall behind by
+
+
+def meter_channels(n_voices: int) -> int:
+    """Values in one meter record: (peak, mean square) of each voice (pre-fader), of the input
+    and of the mix, then the limiter's deepest gain in dB and a spare."""
+    return 2 * (n_voices + 3)
 
 
 def build_tasks(config: TuttiConfig) -> list[FrameTask]:
@@ -76,6 +83,9 @@ def processor_layout(config: TuttiConfig) -> list[tuple[str, tuple[int, ...], st
         ("history_counter", (1,), "int64"),
         ("automation", (AUTOMATION_SLOTS, 4), "float64"),
         ("automation_indices", (INDEX_CELLS,), "int64"),
+        ("meters", (METER_BLOCKS, meter_channels(n_voices)), "float32"),
+        ("meter_indices", (INDEX_CELLS,), "int64"),
+        ("voice_f0", (max(1, n_voices),), "float64"),
         *bus_layout(build_tasks(config)),
     ]
 
@@ -137,6 +147,10 @@ class BlockProcessor:
         self._changes = np.zeros((4 * n_voices + 2, 3))
         self._records = np.zeros((4 * n_voices + 2, 4))
         self.automation = SampleRing(arrays["automation"], arrays["automation_indices"])
+        self.meters = SampleRing(arrays["meters"], arrays["meter_indices"])
+        self._levels = np.zeros((n_voices + 3, 2))
+        self._level_record = self._levels.reshape(1, -1)
+        self.voice_f0 = arrays["voice_f0"]
         self.samples_done = 0
         self.faulted = arrays["voice_faulted"][:n_voices]
         self._fault_seen = np.zeros(n_voices, dtype=np.int64)
@@ -255,6 +269,8 @@ class BlockProcessor:
         self._init_gains()
         self.samples_done = 0
         self.automation.clear()
+        self.meters.clear()
+        self.voice_f0[:] = 0.0
 
     def _init_gains(self) -> None:
         """Start at the published levels rather than fading in from silence."""
@@ -364,14 +380,16 @@ class BlockProcessor:
             slew *= PANIC_SLEW_FACTOR
         new_faults = sum_voices(
             voice_out, count, self._used_voices, self._sends, self.faulted, self._current_gains,
-            self._target_gains, slew, self._premix, self._send_bus,
+            self._target_gains, slew, self._premix, self._send_bus, self._levels,
         )
         if self.reverb is not None:
             self.reverb.process(self._send_bus, 0, count)
         finish_mix(
             self._premix, self._send_bus, self.reverb is not None, block, count, self._used_master,
             self._current_master, self._limiter_gain, self._ceiling, slew, self._release_coef, self.mix_out,
+            self._levels[len(self.voices):],
         )
+        self.meters.write(self._level_record, 1)  # a display that fell behind loses old records
         if new_faults or self._fault_pending:
             self._handle_faults()
         if self._panic_reset_left:
@@ -398,6 +416,7 @@ class BlockProcessor:
             if not faulted[v]:
                 try:
                     voice.step(self.frame)
+                    self.voice_f0[v] = getattr(voice, "sounding_f0_hz", 0.0)
                 except Exception:  # noqa: BLE001 (a broken voice must not stop the stream)
                     self._fault(v)
 

@@ -73,6 +73,9 @@ class EngineClient:
         history = FrameHistory(frames=self.arrays["history_frames"], counter=self.arrays["history_counter"])
         self.scheduler = FrameScheduler(tasks, history, synchronous=False, bus=bus)
         self.automation = SampleRing(self.arrays["automation"], self.arrays["automation_indices"])
+        self.meters = SampleRing(self.arrays["meters"], self.arrays["meter_indices"])  # one reader: the display
+        self.voice_f0 = self.arrays["voice_f0"]
+        self.history = history
         self._state = self.arrays["engine_state"]
         self._cpu_mark = (time.perf_counter(), 0.0)
 

@@ -122,6 +122,8 @@ class LiveSession:
         self.started_at = ""
         self._stop_requested = False
         self._automation: list[np.ndarray] = []
+        self._started = self._last_print = 0.0
+        self._watchdog_s = WATCHDOG_MIN_S
 
     def _open_midi(self, config: TuttiConfig) -> MidiController | None:
         """MIDI control from the configured port and/or a virtual input, with the saved bindings."""
@@ -147,9 +149,8 @@ class LiveSession:
         controller.start_watch()
         return controller
 
-    def run(self) -> None:
-        """Stream until the duration passes, the input file ends, Ctrl-C, the device vanishes or
-        the engine process dies; then close the take with every file readable."""
+    def start(self) -> None:
+        """Open the recording, start the workers and the console, then the engine's stream."""
         options = self.options
         if options.record_dir is not None:
             self.recorder = SessionRecorder(
@@ -161,29 +162,38 @@ class LiveSession:
         self.workers.start()
         Console(self.engine, self.parameters, self.midi, self.request_stop).start()
         self.started_at = dt.datetime.now().isoformat(timespec="seconds")
-        watchdog_s = max(WATCHDOG_MIN_S, 20 * self.block_samples / self.sample_rate_hz)
+        self._watchdog_s = max(WATCHDOG_MIN_S, 20 * self.block_samples / self.sample_rate_hz)
+        self.engine.go()
+        self._started = self._last_print = time.perf_counter()
+
+    def poll(self) -> bool:
+        """One look at the take (every MAIN_LOOP_S, from this loop or a GUI's timer): collect the
+        automation log, print telemetry now and then; False once the take should end."""
+        now = time.perf_counter()
+        self._automation.append(self.engine.automation.read_all())
+        self.stop_reason = self._reason_to_stop(now, self._started, self._watchdog_s)
+        if self.stop_reason:
+            return False
+        if self.options.print_telemetry and now - self._last_print >= TELEMETRY_PRINT_S:
+            self._last_print = now
+            print(self.status_line(), flush=True)
+        return True
+
+    def run(self) -> None:
+        """Stream until the duration passes, the input file ends, Ctrl-C, the device vanishes or
+        the engine process dies; then close the take with every file readable."""
         try:
-            self.engine.go()
-            started = time.perf_counter()
-            last_print = started
-            while True:
+            self.start()
+            while self.poll():
                 time.sleep(MAIN_LOOP_S)
-                now = time.perf_counter()
-                self._automation.append(self.engine.automation.read_all())
-                self.stop_reason = self._reason_to_stop(now, started, watchdog_s)
-                if self.stop_reason:
-                    break
-                if options.print_telemetry and now - last_print >= TELEMETRY_PRINT_S:
-                    last_print = now
-                    print(self.status_line(), flush=True)
         except KeyboardInterrupt:
             self.stop_reason = "stopped by Ctrl-C"
         except TuttiError as err:
             self.stop_reason = self.failure = str(err)
         finally:
-            self._shut_down()
+            self.shut_down()
 
-    def _shut_down(self) -> None:
+    def shut_down(self) -> None:
         """Engine first (abandoned if its device is gone), then the recording, then the rest;
         MIDI, which can hang against a dead JACK server, last and bounded."""
         self.engine.stop(abandon=self.failure is not None)

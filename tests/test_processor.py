@@ -222,3 +222,18 @@ def test_swapping_a_voice_while_playing_leaves_no_click(melody) -> None:
     spectra = [np.abs(np.fft.rfft(x[after] * np.hanning(9600))) for x in (swapped, strings)]
     assert abs(level_db) < 1.0
     assert np.corrcoef(*spectra)[0, 1] > 0.95
+
+
+def test_meters_give_each_blocks_peak_and_mean_square(melody) -> None:
+    processor = BlockProcessor(load_config())
+    voices, mix = processor.render(melody, 128)
+    records = processor.meters.read_all().astype(np.float64)
+    n_voices = len(processor.voice_names)
+    assert records.shape == (int(np.ceil(len(melody) / 128)), 2 * (n_voices + 3))
+    for v in range(n_voices):
+        np.testing.assert_allclose(records[:, 2 * v].max(), np.abs(voices[v]).max(), rtol=1e-6)
+        block_ms = np.mean(voices[v, 128 * 100:128 * 101].astype(np.float64) ** 2)
+        np.testing.assert_allclose(records[100, 2 * v + 1], block_ms, rtol=1e-5)
+    np.testing.assert_allclose(records[:, 2 * n_voices].max(), np.abs(melody).max(), rtol=1e-6)
+    np.testing.assert_allclose(records[:, 2 * n_voices + 2].max(), np.abs(mix).max(), rtol=1e-5)
+    assert records[:, 2 * n_voices + 4].max() <= 0.0  # the limiter's gain in dB

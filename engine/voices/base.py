@@ -20,3 +20,7 @@ class Voice(Protocol):
 
     def reset(self) -> None:
         """Silence the voice and clear its state (panic, fault recovery)."""
+
+    @property
+    def sounding_f0_hz(self) -> float:
+        """The pitch it plays now, 0 when silent (for displays; optional: 0 when absent)."""

@@ -53,6 +53,10 @@ class Crossfade:
         self.done = 0
 
     @property
+    def sounding_f0_hz(self) -> float:
+        return getattr(self.new, "sounding_f0_hz", 0.0)
+
+    @property
     def finished(self) -> bool:
         return self.done >= self.fade_samples
 

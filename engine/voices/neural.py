@@ -67,6 +67,11 @@ class NeuralVoice:
         self._f0_hz = 0.0
         batch.instrument[slot] = instrument
 
+    @property
+    def sounding_f0_hz(self) -> float:
+        """The pitch it plays now (0 when silent), for meters and displays."""
+        return self._f0_hz
+
     def prepare(self, frame: np.ndarray) -> None:
         """Write this frame's inputs into the batch slot (a group calls this, then steps once)."""
         voiced = frame[F0] > 0.0 and frame[VOICING] >= self._threshold

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.parts import new_part_frame
+from engine.parts import PART_ACTIVE, PART_F0, new_part_frame
 
 
 class PartVoice:
@@ -29,6 +29,11 @@ class PartVoice:
         self._clock = clock
         if hasattr(self.part, "attach"):
             self.part.attach(bus, tasks)
+
+    @property
+    def sounding_f0_hz(self) -> float:
+        """The pitch of its first note now (0 when silent), for meters and displays."""
+        return float(self._part_frame[PART_F0, 0]) if self._part_frame[PART_ACTIVE, 0] else 0.0
 
     def step(self, frame: np.ndarray) -> None:
         self.part.fill(frame, int(self._clock[0]), self._part_frame)

@@ -45,6 +45,10 @@ class RaisingVoice:
             raise RuntimeError(f"test fault: voice {self.name} raised at frame {self._frames}")
         self._voice.step(frame)
 
+    @property
+    def sounding_f0_hz(self) -> float:
+        return self._voice.sounding_f0_hz
+
     def render(self, out: np.ndarray, offset: int, count: int) -> None:
         self._voice.render(out, offset, count)
 
