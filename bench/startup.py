@@ -22,33 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.jack import private_jack_server  # noqa: E402
 from demo.melody import DEMO_PATH  # noqa: E402
+from realtime.procfs import descendants, resident_mib  # noqa: E402
 
 HERE = Path(__file__).resolve().parents[1] / "launch.py"
 
 
 def _tree_rss_mib(root: int) -> float:
     """Resident memory of `root` and all its descendants (multiprocessing's helpers included)."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            status = (proc / "status").read_text()
-        except OSError:
-            continue
-        parents[int(proc.name)] = int(stat[1])
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                rss[int(proc.name)] = int(line.split()[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
-        tree.update(children)
-        frontier += children
-    return sum(rss.get(pid, 0) for pid in tree) / 1024
+    return sum(resident_mib(pid) for pid in descendants(root))
 
 
 def measure(launch: Path, server: str) -> tuple[float, float]:

@@ -34,6 +34,7 @@ from realtime.commands import PANIC, SWAP, CommandSender
 from realtime.devices import DuplexDevice
 from realtime.engine_layout import ABANDON_STREAM, FILE_POSITION, RUNNING, STATE, STOP, STOP_STREAM, engine_layout
 from realtime.engine_process import EngineReady, EngineSpec, engine_main
+from realtime.procfs import cpu_seconds
 from realtime.recorder_feed import RecorderFeed
 from realtime.shared_memory import SharedArena
 from realtime.telemetry import CallbackTelemetry
@@ -148,12 +149,7 @@ class EngineClient:
 
     def _engine_cpu_s(self) -> float:
         """The engine process's user + system CPU seconds, from /proc (0 where there is none)."""
-        try:
-            with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return 0.0
+        return cpu_seconds(self.process.pid) or 0.0
 
     def cpu_load(self) -> float:
         """The engine process's CPU time per wall second since the stream started."""

@@ -20,6 +20,7 @@ from demo.melody import DEMO_PATH
 from engine.config import load_config
 from engine.processor import BlockProcessor
 from realtime.commands import COMMAND_SLOTS, PANIC, SWAP, CommandReader, CommandSender, command_layout
+from realtime.procfs import children, command_line, is_gone
 from engine.ring import INDEX_CELLS, SampleRing
 from realtime.shared_memory import SharedArena
 from tests.test_live import REPO, _rms_db, _wait_for_file, server_env
@@ -86,26 +87,11 @@ def _engine_pid(control_pid: int, timeout_s: float = 60) -> int:
     """The spawned engine process among the control process's children."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat[1]) == control_pid and b"spawn_main" in cmdline:
-                return int(proc.name)
+        for pid in children(control_pid):
+            if b"spawn_main" in command_line(pid):
+                return pid
         time.sleep(0.05)
     raise AssertionError(f"no engine process under {control_pid}")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state in ("Z", "X")
 
 
 def _start_take(server: str, take: Path, *extra: str) -> subprocess.Popen:
@@ -153,11 +139,11 @@ def test_a_killed_control_process_takes_the_engine_with_it_within_a_second(named
     process.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     process.wait(10)
-    while not _gone(engine) and time.monotonic() - killed < 5:
+    while not is_gone(engine) and time.monotonic() - killed < 5:
         time.sleep(0.01)
     waited = time.monotonic() - killed
     print(f"engine gone {waited * 1e3:.0f} ms after the control process")
-    assert _gone(engine) and waited < 1.0
+    assert is_gone(engine) and waited < 1.0
     _assert_take_readable(take, 1.0)  # the writer died with the control process: headers still hold
 
 
