@@ -17,7 +17,7 @@ import itertools, json, tracemalloc
 import numba
 import numpy as np
 from numba.core.runtime import rtsys
-import engine.synth.harmonic, engine.synth.noise, engine.synth.reverb
+import engine.synth.harmonic, engine.synth.noise, engine.synth.reverb, engine.synth.voice_synth
 from engine.synth.voice_synth import VoiceSynth
 
 BLOCK = 128
@@ -55,11 +55,12 @@ crossings = [0]
 def counted(kernel):
     def call(*args):
         crossings[0] += sum(isinstance(arg, np.ndarray) for arg in args)
+        crossings[0] += sum(isinstance(a, np.ndarray) for arg in args if isinstance(arg, tuple) for a in arg)
         return kernel(*args)
     return call
 
 patched = []
-for module in (engine.synth.harmonic, engine.synth.noise, engine.synth.reverb):
+for module in (engine.synth.harmonic, engine.synth.noise, engine.synth.reverb, engine.synth.voice_synth):
     for name, value in list(vars(module).items()):
         if isinstance(value, numba.core.registry.CPUDispatcher):
             patched.append((module, name, value))

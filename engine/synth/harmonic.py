@@ -153,6 +153,7 @@ class HarmonicBank:
         self._phase = np.zeros(1)
         self._scratch = np.zeros((6, _CHUNK))
         self._radians_per_hz = _TWO_PI / sample_rate_hz
+        self._kernel_states()
 
     def set_targets(self, f0_hz: float, amplitudes: np.ndarray) -> None:
         """New targets for the next frame: f0 in Hz (<= 0: unvoiced, fade to silence) and the
@@ -165,10 +166,17 @@ class HarmonicBank:
 
     def render(self, out: np.ndarray, offset: int, count: int) -> None:
         """Add `count` samples into out[offset:offset + count] (float32 or float64, 1-D)."""
-        _render(
-            out, offset, count, self._ramp.values, self._ramp.counter, self._phase,
-            self._scratch, self.frame_samples, self._radians_per_hz, self.max_partial_hz,
-        )
+        _render(out, offset, count, *self.render_state)
+
+    def _kernel_states(self) -> None:
+        """The arguments `_render` takes after (out, offset, count) and `_retarget` before
+        (f0_hz, amplitudes), bound once: a voice's synth renders and retargets its parts in
+        one compiled call each (engine/synth/voice_synth.py)."""
+        self.render_state = (self._ramp.values, self._ramp.counter, self._phase, self._scratch,
+                             self.frame_samples, self._radians_per_hz, self.max_partial_hz)
+        self.retarget_state = (self._ramp.values, self._ramp.counter, self.frame_samples)
+
+
 
     def reset(self) -> None:
         """Silence, f0 0 and phase 0."""

@@ -301,6 +301,7 @@ class FilteredNoise:
         self._spectra = np.zeros((4, self.fft_size // 2 + 1))
         self._low = np.zeros((2, extra))
         self._frame = np.zeros((2, frame_samples))
+        self._kernel_states()
         self.reset()
 
     def set_targets(self, band_magnitudes: np.ndarray) -> None:
@@ -314,15 +315,27 @@ class FilteredNoise:
 
     def render(self, out: np.ndarray, offset: int, count: int) -> None:
         """Add `count` samples into out[offset:offset + count] (float32 or float64, 1-D)."""
-        done = _play(
-            out, offset, count, self._frame, self._ramp.counter, self._cursor, self.frame_samples
-        )
-        while done < count:  # past the frame without new targets: hold them
+        self.render_rest(out, offset, count, _play(out, offset, count, *self.play_state))
+
+    def render_rest(self, out: np.ndarray, offset: int, count: int, done: int) -> None:
+        """After `done` of `count` samples were played: past the frame without new targets,
+        hold them for the rest."""
+        while done < count:
             self._next_frame()
-            done += _play(
-                out, offset + done, count - done, self._frame, self._ramp.counter,
-                self._cursor, self.frame_samples,
-            )
+            done += _play(out, offset + done, count - done, *self.play_state)
+
+    def _kernel_states(self) -> None:
+        """The arguments `_play` takes after (out, offset, count), `_retarget` before the
+        targets, and `_synthesize_frame`, bound once: a voice's synth renders and retargets its
+        parts in one compiled call each (engine/synth/voice_synth.py)."""
+        self.play_state = (self._frame, self._ramp.counter, self._cursor, self.frame_samples)
+        self.retarget_state = (self._ramp.values, self._ramp.counter, self.frame_samples)
+        self.frame_state = (
+            self._ramp.values, self.frame_samples, self._rng, self._cursor,
+            self._ring, self._work, self._spectra, self._band_spectra, self._first_bin,
+            self._low, self._frame, self._phases, self._tables.twiddles, self._tables.bitrev,
+            self._tables.bitrev_half,
+        )
 
     def reset(self) -> None:
         """Silence, and the noise stream back to its start for this seed."""
@@ -333,9 +346,4 @@ class FilteredNoise:
         self._next_frame()
 
     def _next_frame(self) -> None:
-        _synthesize_frame(
-            self._ramp.values, self.frame_samples, self._rng, self._cursor,
-            self._ring, self._work, self._spectra, self._band_spectra, self._first_bin,
-            self._low, self._frame, self._phases, self._tables.twiddles, self._tables.bitrev,
-            self._tables.bitrev_half,
-        )
+        _synthesize_frame(*self.frame_state)

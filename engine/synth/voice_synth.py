@@ -1,12 +1,43 @@
-"""One voice's synth: harmonic bank + filtered noise (+ optional reverb), DESIGN.md section 5."""
+"""One voice's synth: harmonic bank + filtered noise (+ optional reverb), DESIGN.md section 5.
+
+Live, the processor renders the voices dry and feeds one shared reverb (engine/mixer.py); the
+optional reverb here serves offline tools and tests. Rendering a sub-block and setting a frame's
+targets are one compiled call each (both parts inside), so a voice costs two Python-to-kernel
+transitions per frame and one per sub-block.
+"""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from engine.synth.harmonic import HarmonicBank
+from engine.synth.harmonic import _render as _render_harmonics
+from engine.synth.harmonic import _retarget as _retarget_harmonics
 from engine.synth.noise import FilteredNoise
+from engine.synth.noise import _play as _play_noise
+from engine.synth.noise import _retarget as _retarget_noise
+from engine.synth.noise import _synthesize_frame
 from engine.synth.reverb import Reverb
+
+
+@numba.njit(nogil=True, cache=True)
+def _render_voice(out: np.ndarray, offset: int, count: int, harmonic_state: tuple, noise_state: tuple) -> int:
+    """Add the harmonics, then the noise, into out[offset:offset + count]; returns how many
+    noise samples the current frame held (the caller holds the targets for the rest)."""
+    _render_harmonics(out, offset, count, *harmonic_state)
+    return _play_noise(out, offset, count, *noise_state)
+
+
+@numba.njit(nogil=True, cache=True)
+def _retarget_voice(
+    f0_hz: float, amplitudes: np.ndarray, magnitudes: np.ndarray, harmonic_state: tuple,
+    noise_state: tuple, frame_state: tuple,
+) -> None:
+    """New ramps for the harmonics and the noise bands, and the noise's next frame."""
+    _retarget_harmonics(*harmonic_state, f0_hz, amplitudes)
+    _retarget_noise(*noise_state, magnitudes)
+    _synthesize_frame(*frame_state)
 
 
 class VoiceSynth:
@@ -49,8 +80,13 @@ class VoiceSynth:
     ) -> None:
         """Targets for the next frame: f0 in Hz (<= 0: unvoiced), float64[n_harmonics] linear
         peak amplitudes, float64[n_noise_bands] band magnitudes (engine/synth/noise.py)."""
-        self.harmonic.set_targets(f0_hz, harmonic_amplitudes)
-        self.noise.set_targets(noise_magnitudes)
+        if harmonic_amplitudes.shape != (self.harmonic.n_harmonics,) or noise_magnitudes.shape != (self.noise.n_bands,):
+            raise ValueError(
+                f"expected {self.harmonic.n_harmonics} amplitudes and {self.noise.n_bands} band magnitudes, "
+                f"got shapes {harmonic_amplitudes.shape} and {noise_magnitudes.shape}"
+            )
+        _retarget_voice(f0_hz, harmonic_amplitudes, noise_magnitudes, self.harmonic.retarget_state,
+                        self.noise.retarget_state, self.noise.frame_state)
 
     def render(self, out: np.ndarray, offset: int, count: int) -> None:
         """Add `count` samples into out[offset:offset + count] (float32 or float64, 1-D).
@@ -58,8 +94,8 @@ class VoiceSynth:
         With reverb on, the reverb then runs in place over that range, so it must hold only
         this voice (the processor gives each voice its own zeroed row).
         """
-        self.harmonic.render(out, offset, count)
-        self.noise.render(out, offset, count)
+        done = _render_voice(out, offset, count, self.harmonic.render_state, self.noise.play_state)
+        self.noise.render_rest(out, offset, count, done)
         if self.reverb is not None:
             self.reverb.process(out, offset, count)
 
