@@ -6,8 +6,8 @@
 1. ANN: the shipped index's real embeddings, plus synthetic ones drawn like them (a real
    vector, its chroma rolled by a random transposition, Gaussian noise of 0.05, renormalised),
    in an hnswlib index with the spec's settings (M, ef_construction) built on one thread.
-   Prints build time, file size, recall@10 against exact search (numpy), query p50/p99 at the
-   spec's ef, and the exact scan's p50.
+   Prints build time, file size, peak RSS, and for ef 64/128/256 recall@10 against exact
+   search (numpy, 200 queries) and query p50/p99, with the exact scan's p50.
 2. The original design's exhaustive scan (mean-chroma relevance + f0/loudness coherence over
    every chunk start) at the same sizes: p50 per query and the speed-up of the HNSW query.
 3. End to end on the shipped index: one live query from 2 s of analysis frames (embedding,
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -32,6 +33,8 @@ from engine.retrieval import spec  # noqa: E402
 from engine.retrieval.embedding import rotate_chroma  # noqa: E402
 from engine.retrieval.query import QuerySettings, retrieve  # noqa: E402
 from engine.retrieval.store import ChunkIndex  # noqa: E402
+
+EF_VALUES = (64, 128, 256)
 
 
 def _percentiles_ms(seconds: list[float]) -> tuple[float, float]:
@@ -54,10 +57,10 @@ def drawn_like(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
     return out
 
 
-def ann_row(vectors: np.ndarray, queries: np.ndarray) -> dict:
+def ann_row(vectors: np.ndarray, queries: np.ndarray, m: int = spec.HNSW_M) -> dict:
     n = len(vectors)
     index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
-    index.init_index(max_elements=n, ef_construction=spec.HNSW_EF_CONSTRUCTION, M=spec.HNSW_M, random_seed=100)
+    index.init_index(max_elements=n, ef_construction=spec.HNSW_EF_CONSTRUCTION, M=m, random_seed=100)
     started = time.perf_counter()
     index.add_items(vectors, num_threads=1)
     build_s = time.perf_counter() - started
@@ -65,24 +68,28 @@ def ann_row(vectors: np.ndarray, queries: np.ndarray) -> dict:
         path = os.path.join(scratch, "bench.hnsw")
         index.save_index(path)
         size_mb = os.path.getsize(path) / 1e6
-    index.set_ef(spec.HNSW_EF_SEARCH)
     index.set_num_threads(1)
-    ann_s, found = [], []
-    for q in queries:
-        started = time.perf_counter()
-        labels, _ = index.knn_query(q[None], k=10, num_threads=1)
-        ann_s.append(time.perf_counter() - started)
-        found.append(labels[0])
-    exact_s, recall = [], []
-    for q, got in zip(queries[:100], found):
+    exact_s, truths = [], []
+    for q in queries[:200]:
         started = time.perf_counter()
         sims = vectors @ q
-        truth = np.argpartition(-sims, 10)[:10]
+        truths.append(np.argpartition(-sims, 10)[:10])
         exact_s.append(time.perf_counter() - started)
-        recall.append(len(set(truth) & set(got)) / 10)
-    p50, p99 = _percentiles_ms(ann_s)
-    return {"n": n, "build_s": build_s, "size_mb": size_mb, "recall@10": float(np.mean(recall)),
-            "ann_p50_ms": p50, "ann_p99_ms": p99, "exact_p50_ms": _percentiles_ms(exact_s)[0]}
+    row = {"n": n, "build_s": build_s, "size_mb": size_mb, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "exact_p50_ms": _percentiles_ms(exact_s)[0], "ef": {}}
+    for ef in EF_VALUES:
+        index.set_ef(ef)
+        index.knn_query(queries[:50], k=10, num_threads=1)  # warm the caches
+        ann_s, recall = [], []
+        for i, q in enumerate(queries):
+            started = time.perf_counter()
+            labels, _ = index.knn_query(q[None], k=10, num_threads=1)
+            ann_s.append(time.perf_counter() - started)
+            if i < len(truths):
+                recall.append(len(set(truths[i]) & set(labels[0])) / 10)
+        p50, p99 = _percentiles_ms(ann_s)
+        row["ef"][ef] = {"recall@10": float(np.mean(recall)), "p50_ms": p50, "p99_ms": p99}
+    return row
 
 
 def baseline_scan_ms(n: int, rng: np.random.Generator) -> float:
@@ -131,22 +138,25 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=Path(__file__).resolve().parents[1] / "index")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--m", type=int, default=spec.HNSW_M, help="HNSW M for the synthetic indexes (the shipped index uses the spec's)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     index = ChunkIndex.open(args.index)
     real = index.vectors(np.arange(len(index)))
     print(f"shipped index: {len(index)} chunks, {len(index.songs)} songs, dim {spec.EMBEDDING_DIM}, "
-          f"M={spec.HNSW_M}, ef_construction={spec.HNSW_EF_CONSTRUCTION}, ef={spec.HNSW_EF_SEARCH}")
-    print(f"{'chunks':>9} {'build s':>8} {'file MB':>8} {'recall@10':>9} {'ann p50':>8} {'ann p99':>8} "
-          f"{'exact p50':>9} {'orig scan':>9} {'speed-up':>8}")
+          f"M={spec.HNSW_M}, ef_construction={spec.HNSW_EF_CONSTRUCTION}, ef={spec.HNSW_EF_SEARCH}; synthetic indexes M={args.m}")
+    print(f"{'chunks':>9} {'build s':>8} {'file MB':>8} {'RSS MB':>7} {'ef':>4} {'recall@10':>9} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'exact ms':>8} {'orig scan ms':>12} {'speed-up':>8}")
     for n in args.sizes:
         vectors = drawn_like(real, n, rng)
         picks = vectors[rng.integers(0, n, args.queries)] + rng.normal(0, 0.03, (args.queries, spec.EMBEDDING_DIM)).astype(np.float32)
         queries = picks / np.linalg.norm(picks, axis=1, keepdims=True)
-        row = ann_row(vectors, queries)
+        row = ann_row(vectors, queries, args.m)
         scan = baseline_scan_ms(n, rng)
-        print(f"{n:9d} {row['build_s']:8.1f} {row['size_mb']:8.1f} {row['recall@10']:9.3f} {row['ann_p50_ms']:7.3f}m "
-              f"{row['ann_p99_ms']:7.3f}m {row['exact_p50_ms']:8.2f}m {scan:8.2f}m {scan / row['ann_p50_ms']:7.0f}x", flush=True)
+        for ef, cell in row["ef"].items():
+            print(f"{n:9d} {row['build_s']:8.1f} {row['size_mb']:8.1f} {row['rss_mb']:7.0f} {ef:4d} {cell['recall@10']:9.3f} "
+                  f"{cell['p50_ms']:7.3f} {cell['p99_ms']:7.3f} {row['exact_p50_ms']:8.2f} {scan:12.2f} "
+                  f"{scan / cell['p50_ms']:7.0f}x", flush=True)
         del vectors
     e2e = end_to_end(index, min(args.queries, 300), rng)
     print(f"end to end on the shipped index (embed + 12 transpositions + seams + dedup): 1 step p50 "

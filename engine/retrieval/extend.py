@@ -195,7 +195,7 @@ def render_path(clip: np.ndarray, clip_frames: np.ndarray, index: ChunkIndex, pa
         "lead_gain_db": round(gain_db, 2), "crossfade_s": CROSSFADE_S, "duration_s": round(n / rate, 3),
         "voices": {name: (plan.stems[i].name if i is not None else "follows the leader line")
                    for name, i in ((name, assignment.get(name)) for name in names)},
-        "seam": measure_seam(mix.mean(axis=1), rate, join_s),
+        "seam": measure_seam(mix.mean(axis=1), rate, join_s, clip_end_s),
     }
     return mix, record
 
@@ -203,14 +203,17 @@ def render_path(clip: np.ndarray, clip_frames: np.ndarray, index: ChunkIndex, pa
 SEAM_FLOOR_DB = -60.0
 
 
-def measure_seam(audio: np.ndarray, rate: int, join_s: float) -> dict:
-    """Loudness jump (dB between the mean loudness 0.25 s either side, each floored at -60 dB so
-    a rest counts as -60, not -100) and spectral flux (peak onset strength within 20 ms) at a join."""
+def measure_seam(audio: np.ndarray, rate: int, join_s: float, before_end_s: float | None = None) -> dict:
+    """Loudness jump (dB between the mean loudness of the 0.25 s before `before_end_s`, default
+    the join, and the 0.25 s after the join, each floored at -60 dB so a rest counts as -60, not
+    -100) and spectral flux (peak onset strength within 20 ms of the join). A beat-aligned join
+    may wait after the clip ends: then the clip's last 0.25 s is what the continuation meets."""
     frames = StreamingAnalyzer(rate).analyze(np.ascontiguousarray(audio, dtype=np.float32)).values
     j = int(round(join_s * CONTROL_RATE_HZ))
+    e = int(round((join_s if before_end_s is None else min(before_end_s, join_s)) * CONTROL_RATE_HZ))
     w = CONTROL_RATE_HZ // 4
     loudness = np.maximum(frames[:, LOUDNESS], SEAM_FLOOR_DB)
-    before, after = loudness[max(0, j - w):j], loudness[j:j + w]
+    before, after = loudness[max(0, e - w):e], loudness[j:j + w]
     if len(before) == 0 or len(after) == 0:
         return {"loudness_jump_db": 0.0, "flux": 0.0}
     return {

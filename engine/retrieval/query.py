@@ -19,8 +19,8 @@ and the index (a live worker calls it from its own thread or process; hnswlib re
    chunk length are one region; the best wins);
 6. for more than one step, a beam search extends each path by the next chunk of its own song
    (a natural succession) or by retrieval from the path's last chunk (a jump), scoring each
-   step the same way; paths are ranked by their mean step score and deduplicated by the
-   region of their first step.
+   step the same way; after each step the best path from each first-step region is kept
+   (beam_width of them), and paths are ranked by their mean step score.
 """
 
 from __future__ import annotations
@@ -222,10 +222,10 @@ def retrieve(index: ChunkIndex, frames: np.ndarray, settings: QuerySettings = Qu
             break
         grown.sort(key=lambda p: -p.score)
         paths = []
-        for path in grown:
-            if not any(_same_region(path.first, p.first) and path.steps[-1].chunk == p.steps[-1].chunk for p in paths):
+        for path in grown:  # the best path from each first region survives, so Top-K stay distinct
+            if not any(_same_region(path.first, p.first) for p in paths):
                 paths.append(path)
-            if len(paths) == settings.beam_width:
+            if len(paths) == max(settings.beam_width, settings.top_k):
                 break
     paths.sort(key=lambda p: -p.score)
     result: list[Continuation] = []
