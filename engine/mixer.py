@@ -14,6 +14,8 @@ import math
 import numba
 import numpy as np
 
+from engine.synth.reverb import _process as _reverb_process
+
 GAIN, PAN, MUTE, SOLO = 0, 1, 2, 3
 MASTER_GAIN, INPUT_MONITOR = 0, 1
 FULL_SCALE_SLEW_S = 0.010
@@ -218,3 +220,43 @@ def finish_mix(
     levels[0, 0], levels[0, 1] = input_peak, input_energy / n
     levels[1, 0], levels[1, 1] = mix_peak, mix_energy / n
     levels[2, 0], levels[2, 1] = 20.0 * math.log10(max(deepest, 1e-6)), 0.0
+
+
+@numba.njit(nogil=True, cache=True)
+def mix_block(
+    voice_buffers: np.ndarray,
+    input_block: np.ndarray,
+    count: int,
+    published_voices: np.ndarray,
+    published_master: np.ndarray,
+    used_voices: np.ndarray,
+    used_master: np.ndarray,
+    changes: np.ndarray,
+    sends: np.ndarray,
+    faulted: np.ndarray,
+    current_gains: np.ndarray,
+    target_gains: np.ndarray,
+    current_master: np.ndarray,
+    limiter_gain: np.ndarray,
+    ceiling: float,
+    max_step: float,
+    release_coef: float,
+    premix: np.ndarray,
+    send_bus: np.ndarray,
+    with_reverb: bool,
+    reverb_state: tuple,
+    voice_levels: np.ndarray,
+    bus_levels: np.ndarray,
+    out_mix: np.ndarray,
+) -> tuple[int, int]:
+    """The whole mix of one block in one compiled call: `latch_parameters`, `sum_voices`, the
+    shared reverb over the send bus (engine/synth/reverb.py's kernel, wet only), `finish_mix`.
+    Returns (parameters changed, voices newly faulted)."""
+    changed = latch_parameters(published_voices, published_master, used_voices, used_master, changes)
+    new_faults = sum_voices(voice_buffers, count, used_voices, sends, faulted, current_gains, target_gains,
+                            max_step, premix, send_bus, voice_levels)
+    if with_reverb:
+        _reverb_process(send_bus, 0, count, *reverb_state)
+    finish_mix(premix, send_bus, with_reverb, input_block, count, used_master, current_master, limiter_gain,
+               ceiling, max_step, release_coef, out_mix, bus_levels)
+    return changed, new_faults

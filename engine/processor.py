@@ -29,10 +29,8 @@ from engine.mixer import (
     SOLO,
     MixerParams,
     db_to_gain,
-    finish_mix,
-    latch_parameters,
+    mix_block,
     pan_gains,
-    sum_voices,
 )
 from engine.rates import MAX_BLOCK_SAMPLES, check_block_samples, frame_samples
 from engine.ring import INDEX_CELLS, SampleRing
@@ -150,6 +148,8 @@ class BlockProcessor:
         self.meters = SampleRing(arrays["meters"], arrays["meter_indices"])
         self._levels = np.zeros((n_voices + 3, 2))
         self._level_record = self._levels.reshape(1, -1)
+        self._voice_levels = self._levels[:n_voices]
+        self._bus_levels = self._levels[n_voices:]
         self.voice_f0 = arrays["voice_f0"]
         self.samples_done = 0
         self.faulted = arrays["voice_faulted"][:n_voices]
@@ -160,7 +160,9 @@ class BlockProcessor:
         self._current_gains = np.zeros((n_voices, 3))  # left, right, mono (the reverb send)
         self._target_gains = np.zeros((n_voices, 3))
         self._sends = np.array([voice.reverb_send for _, voice in config.voices[:n_voices]] + [0.0] * (n_voices - len(config.voices)))
-        self.reverb = Reverb(self.sample_rate_hz, config.synth.reverb_decay_s, 1.0, REVERB_SEED) if config.synth.reverb else None
+        self.reverb = Reverb(self.sample_rate_hz, config.synth.reverb_decay_s, 1.0, REVERB_SEED)
+        self._with_reverb = config.synth.reverb
+        self._reverb_state = self.reverb.kernel_state
         self._premix = np.zeros((MAX_BLOCK_SAMPLES, 2))
         self._send_bus = np.zeros(MAX_BLOCK_SAMPLES)
         self._current_master = np.zeros(2)
@@ -260,8 +262,7 @@ class BlockProcessor:
         self._panic_requested = False
         self._panic_reset_left = 0
         self._limiter_gain[0] = 1.0
-        if self.reverb is not None:
-            self.reverb.reset()
+        self.reverb.reset()
         self.apply_config_mixer()
         self._used_voices[:] = self.params.voices
         self._used_master[:] = self.params.master
@@ -341,13 +342,6 @@ class BlockProcessor:
             count = block.shape[0]
         if self._panic_requested:
             self._panic()
-        changed = latch_parameters(self.params.voices, self.params.master, self._used_voices,
-                                   self._used_master, self._changes)
-        if changed:
-            records = self._records[:changed]
-            records[:, 0] = self.samples_done
-            records[:, 1:] = self._changes[:changed]
-            self.automation.write(records, changed)
         voice_out = self.voice_out
         voice_out[:, :count] = 0.0
         analyzer = self.analyzer
@@ -378,17 +372,18 @@ class BlockProcessor:
         slew = self._max_step
         if self._panic_reset_left:
             slew *= PANIC_SLEW_FACTOR
-        new_faults = sum_voices(
-            voice_out, count, self._used_voices, self._sends, self.faulted, self._current_gains,
-            self._target_gains, slew, self._premix, self._send_bus, self._levels,
+        changed, new_faults = mix_block(
+            voice_out, block, count, self.params.voices, self.params.master, self._used_voices,
+            self._used_master, self._changes, self._sends, self.faulted, self._current_gains,
+            self._target_gains, self._current_master, self._limiter_gain, self._ceiling, slew,
+            self._release_coef, self._premix, self._send_bus, self._with_reverb, self._reverb_state,
+            self._voice_levels, self._bus_levels, self.mix_out,
         )
-        if self.reverb is not None:
-            self.reverb.process(self._send_bus, 0, count)
-        finish_mix(
-            self._premix, self._send_bus, self.reverb is not None, block, count, self._used_master,
-            self._current_master, self._limiter_gain, self._ceiling, slew, self._release_coef, self.mix_out,
-            self._levels[len(self.voices):],
-        )
+        if changed:  # the parameters this block used, logged at its first sample
+            records = self._records[:changed]
+            records[:, 0] = self.samples_done
+            records[:, 1:] = self._changes[:changed]
+            self.automation.write(records, changed)
         self.meters.write(self._level_record, 1)  # a display that fell behind loses old records
         if new_faults or self._fault_pending:
             self._handle_faults()

@@ -50,6 +50,43 @@ def _cmd_extend(args: argparse.Namespace) -> None:
               f"({first['transpose']:+d} st), join {candidate['join_s']:.2f} s, seam jump {candidate['seam']['loudness_jump_db']:.1f} dB")
 
 
+def _cmd_eval_retrieval(args: argparse.Namespace) -> None:
+    import json
+
+    from engine.retrieval.evaluate import REPORT_SIGNATURE, evaluate
+    from engine.safe_files import atomic_write_text, claim_output_file
+
+    resolve_config(args)
+    claim_output_file(args.out, force=args.force, command="eval", signature=REPORT_SIGNATURE)
+    report = evaluate(args.index, args.corpus, tuple(args.splits.split(",")), args.every, args.max_queries, args.seam_joins)
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    methods = report["methods"]
+    print(f"wrote {args.out}: {report['queries']} queries; recall@5 tutti {methods['tutti']['recall@5']:.3f}, "
+          f"baseline {methods['baseline']['recall@5']:.3f}, random {methods['random']['recall@5']:.3f}")
+
+
+def add_eval_retrieval(targets) -> None:
+    """Register `eval retrieval` on the `eval` subcommand's targets (its parser lives elsewhere)."""
+    from engine.retrieval.evaluate import QUERY_EVERY_S, SEAM_SAMPLE
+
+    parser = targets.add_parser(
+        "retrieval", help="recall@K of continuations on held-out songs against the original design",
+        description="The honest evaluation (engine/retrieval/evaluate.py): held-out leaders re-rendered "
+        "with another soundfont, overlapping chunks excluded, target = the next chunk.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="REPORT.json")
+    parser.add_argument("--index", type=Path, default=REPO / "index", metavar="DIR")
+    parser.add_argument("--corpus", type=Path, default=REPO / "corpus", metavar="DIR")
+    parser.add_argument("--splits", default="val,test", help="comma-separated splits of the songs to query")
+    parser.add_argument("--every", type=float, default=QUERY_EVERY_S, metavar="S", help="seconds between query ends")
+    parser.add_argument("--max-queries", type=int, default=None, metavar="N")
+    parser.add_argument("--seam-joins", type=int, default=SEAM_SAMPLE, metavar="N", help="joins rendered for the seam figures")
+    parser.add_argument("--force", action="store_true", help="replace a report Tutti wrote")
+    add_config_options(parser)
+    parser.set_defaults(run=_cmd_eval_retrieval)
+
+
 def add_retrieval_parsers(commands) -> None:
     """Register `build-index` and `extend` on launch.py's subparsers."""
     build = commands.add_parser(

@@ -26,7 +26,8 @@ notes (and, as the reference, the true next chunk's) are played by one Tutti voi
 level and joined with extend's equal-power crossfade; the loudness jump (dB, 0.25 s either
 side) and the spectral flux at the join are measured.
 
-`python -m engine.retrieval.evaluate --out REPORT.json` (the shipped index over ./corpus).
+`launch.py eval retrieval --out REPORT.json` (or `python -m engine.retrieval.evaluate`): the
+shipped index over ./corpus.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ MATCH_SHARE = 0.5
 TOP = 10
 SEAM_SAMPLE = 120
 SEAM_VOICE = "reference:bowed-strings"
+REPORT_SIGNATURE = b'{\n  "index": '  # how every report this module writes begins
 
 
 def leader_notes(index: ChunkIndex, song: int) -> np.ndarray:
@@ -217,6 +219,8 @@ def evaluate(index_dir: Path, corpus: Path, splits: tuple[str, ...] = ("val", "t
     queries = 0
     seam_every = None
     for song in songs:
+        if max_queries is not None and queries >= max_queries:
+            break
         frames = analyzer.analyze(rerender_leader(corpus, song.song_key, song.leader)).values
         notes = leader_notes(index, song.id)
         window_chunks = int(QUERY_WINDOW_S // spec.HOP_S)
@@ -290,25 +294,17 @@ def evaluate(index_dir: Path, corpus: Path, splits: tuple[str, ...] = ("val", "t
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.retrieval.evaluate", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, metavar="REPORT.json")
-    parser.add_argument("--index", type=Path, default=Path("index"), metavar="DIR")
-    parser.add_argument("--corpus", type=Path, default=Path("corpus"), metavar="DIR")
-    parser.add_argument("--splits", default="val,test", help="comma-separated splits of the songs to query")
-    parser.add_argument("--every", type=float, default=QUERY_EVERY_S, metavar="S", help="seconds between query ends")
-    parser.add_argument("--max-queries", type=int, default=None, metavar="N")
-    args = parser.parse_args(argv)
-    from engine.safe_files import atomic_write_text
+    """`python -m engine.retrieval.evaluate ...`: the same options as `launch.py eval retrieval`."""
+    from engine.retrieval.cli import add_eval_retrieval
 
+    parser = argparse.ArgumentParser(prog="python -m engine.retrieval.evaluate")
+    add_eval_retrieval(parser.add_subparsers(dest="target", required=True))
+    args = parser.parse_args(["retrieval", *(sys.argv[1:] if argv is None else argv)])
     try:
-        report = evaluate(args.index, args.corpus, tuple(args.splits.split(",")), args.every, args.max_queries)
-        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+        args.run(args)
     except TuttiError as err:
         print(f"tutti: error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(report["methods"], indent=1))
-    print(json.dumps(report["seams"], indent=1))
     return 0
 
 

@@ -140,10 +140,14 @@ class Reverb:
 
     def process(self, buf: np.ndarray, offset: int, count: int) -> None:
         """Replace buf[offset:offset + count] (float32 or float64) by dry*(1-wet) + wet*reverb."""
-        _process(
-            buf, offset, count, self._lines, self._lengths, self._positions, self._coefficients,
-            self._state, self._dc_pole, self.wet,
-        )
+        _process(buf, offset, count, *self.kernel_state)
+
+    @property
+    def kernel_state(self) -> tuple:
+        """What `_process` takes after (buf, offset, count), for a kernel that runs the reverb
+        inside a larger compiled call (engine/mixer.py)."""
+        return (self._lines, self._lengths, self._positions, self._coefficients, self._state,
+                self._dc_pole, self.wet)
 
     def reset(self) -> None:
         """Empty the delay lines and filters."""
