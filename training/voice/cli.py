@@ -168,6 +168,9 @@ def add_voice_parsers(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = subparsers.add_parser("eval", help="evaluate trained models in musical units", formatter_class=fmt)
     targets = evaluate.add_subparsers(dest="target", required=True, metavar="TARGET")
+    from engine.retrieval.cli import add_eval_retrieval
+
+    add_eval_retrieval(targets)
     instruments = targets.add_parser(
         "instruments", help="f0 cents, loudness dB and spectral distance against baselines", formatter_class=fmt,
         description="Resynthesise the held-out stems from their causal features, re-analyse the output with "
