@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(libportaudio2 jackd2 fluidsynth fluid-soundfont-gm libsndfile1 alsa-utils)
+APT_PACKAGES=(libportaudio2 jackd2 fluidsynth fluid-soundfont-gm musescore-general-soundfont-small libsndfile1 alsa-utils)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
