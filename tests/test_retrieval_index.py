@@ -236,3 +236,28 @@ def test_query_refuses_an_empty_index_a_short_context_and_silence(index_dir: Pat
     silent[:, 1], silent[:, 2] = 0.0, -100.0
     with pytest.raises(TuttiError, match="no pitched sound"):
         retrieve(index, silent)
+
+
+def test_a_folder_of_plain_audio_is_indexed_as_curves_with_its_paths(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from engine.retrieval.parts import CURVE_RATE_HZ
+
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    for number, first in enumerate((0, 3)):
+        melody, _ = song_notes(first, 3, 0)
+        sf.write(folder / f"take{number}.wav", render_notes(melody, 6.0, rate_hz=22050), 22050)
+    out = tmp_path / "index"
+    report = build_index(BuildOptions(root=folder, out=out))
+    assert report.songs_added == 2 and not report.skipped
+    index = ChunkIndex.open(out)
+    assert [s.dataset for s in index.songs] == ["audio", "audio"]
+    assert index.songs[0].source_path == str((folder / "take0.wav").resolve())
+    (part,) = index.parts(0)
+    assert part.kind == "curves" and part.is_leader
+    assert len(part.curves) == pytest.approx(6.0 * CURVE_RATE_HZ, abs=2)
+    voiced = part.curves[:, 0] > 0
+    # the curve holds the melody's pitches: motif 0 is C E G C' at 0.5 s each
+    assert np.median(part.curves[:25][voiced[:25], 0]) == pytest.approx(60, abs=0.5)
+    assert np.median(part.curves[25:50][voiced[25:50], 0]) == pytest.approx(64, abs=0.5)
