@@ -113,12 +113,17 @@ def _assert_take_readable(take: Path, min_seconds: float) -> None:
     assert (take / "config.toml").is_file() and json.loads((take / "session.json").read_text())["mode"] == "live"
 
 
-def test_a_killed_engine_process_ends_the_take_with_its_files_readable(named_jack_server, tmp_path) -> None:
-    name, _ = named_jack_server
-    take = tmp_path / "take"
-    process = _start_take(name, take)
+def _running_take(server: str, take: Path, seconds: float) -> tuple[subprocess.Popen, int]:
+    """A looping take that has run for `seconds`: its control process and its engine's pid."""
+    process = _start_take(server, take)
     engine = _engine_pid(process.pid)
-    time.sleep(3.0)
+    time.sleep(seconds)
+    return process, engine
+
+
+def test_a_killed_engine_process_ends_the_take_with_its_files_readable(named_jack_server, tmp_path) -> None:
+    take = tmp_path / "take"
+    process, engine = _running_take(named_jack_server[0], take, 3.0)
     os.kill(engine, signal.SIGKILL)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 1, stderr
@@ -131,11 +136,8 @@ def test_a_killed_engine_process_ends_the_take_with_its_files_readable(named_jac
 
 
 def test_a_killed_control_process_takes_the_engine_with_it_within_a_second(named_jack_server, tmp_path) -> None:
-    name, _ = named_jack_server
     take = tmp_path / "take"
-    process = _start_take(name, take)
-    engine = _engine_pid(process.pid)
-    time.sleep(2.0)
+    process, engine = _running_take(named_jack_server[0], take, 2.0)
     process.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     process.wait(10)
