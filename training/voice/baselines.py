@@ -55,6 +55,8 @@ class MeanSpectrum:
             if used >= max_seconds:
                 break
             frames = min(len(stem.f0_hz), int((max_seconds - used) * 250))
+            if frames < MEAN_SPECTRUM_FFT // (sample_rate_hz // 250):
+                break
             used += frames / 250.0
             audio = torch.from_numpy(stem.audio[: frames * hop].astype(np.float64))
             spectrum = torch.stft(audio, MEAN_SPECTRUM_FFT, hop, window=window, center=True, return_complex=True).abs().numpy().T
