@@ -13,7 +13,7 @@ from engine.features.streaming import StreamingAnalyzer
 from engine.models.decoder import DecoderBatch, load_decoder_info
 from engine.offline import perform_file
 from engine.voices import build_voices
-from engine.voices.neural import resolve_model
+from engine.voices.neural import MODELS_DIR, resolve_model
 from tests.signals import cents, note_sequence
 from tests.voice_models import export_tiny
 
@@ -72,3 +72,33 @@ def test_model_kinds_resolve_and_unknown_instruments_are_named(tmp_path) -> None
         info.instrument_index(None)
     with pytest.raises(TuttiError, match="nothing-here.onnx does not exist"):
         build_voices(load_config(sets=["voices.bass.kind=model:nothing-here"]))
+
+
+SHIPPED = sorted(MODELS_DIR.glob("*.onnx"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_models_load_and_beat_their_baselines(path) -> None:
+    info = load_decoder_info(path)
+    DecoderBatch(info, 6).step()
+    held_out = info.sidecar["metrics"]["held_out_test"]
+    assert held_out, "a shipped model records held-out metrics"
+    for voice, row in held_out.items():
+        assert voice in info.instruments
+        model = row["model"]["spectral_distance"]
+        assert model < 0.9 * row["mean_spectrum"]["spectral_distance"] and model < row["sine"]["spectral_distance"], voice
+
+
+@pytest.mark.parametrize("path", SHIPPED[:1], ids=[p.stem for p in SHIPPED[:1]])
+def test_shipped_bass_voice_plays_the_demo_an_octave_down(tmp_path, path) -> None:
+    audio, onsets = note_sequence(f0s_hz=NOTES_HZ, sample_rate_hz=RATE, note_s=NOTE_S, gap_s=GAP_S, lead_s=LEAD_S, amplitude=0.3)
+    melody = tmp_path / "melody.wav"
+    sf.write(melody, audio, RATE, subtype="FLOAT")
+    perform_file(melody, tmp_path / "take", load_config(sets=[f"voices.bass.kind=model:{path.stem}/bass"]))
+    out, _ = sf.read(tmp_path / "take" / "bass.wav", dtype="float32")
+    assert np.all(np.isfinite(out)) and np.sqrt(np.mean(out**2)) > 1e-3
+    frames = StreamingAnalyzer(RATE).analyze(out)
+    for onset, f0 in zip(onsets, NOTES_HZ):
+        middle = (frames.times_s > onset + 0.15) & (frames.times_s < onset + NOTE_S - 0.05) & (frames.voicing > 0.5)
+        assert middle.sum() > 20
+        assert abs(cents(np.median(frames.f0_hz[middle]), f0 / 2)) < 20.0
