@@ -171,3 +171,30 @@ def test_honest_evaluation_beats_the_exhaustive_baseline_on_the_motif_corpus(ind
     assert tutti["recall@5"] > baseline["recall@5"] + 0.3
     assert tutti["exact_recall@10"] == 0.0  # the only match before the target overlaps the window
     assert report["seams"]["natural"]["joins"] == 4
+
+
+def test_extend_plays_the_users_own_recording_when_the_index_references_it(tmp_path: Path) -> None:
+    """An index of plain audio files: an untransposed continuation is the recording itself."""
+    from engine.retrieval.extend import source_audio
+
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    for number, first in enumerate((0, 3)):
+        melody, _ = song_notes(first, 6, 0)
+        sf.write(folder / f"take{number}.wav", render_notes(melody, 12.0, rate_hz=48000), 48000, subtype="FLOAT")
+    build_index(BuildOptions(root=folder, out=tmp_path / "index"))
+    melody, _ = song_notes(0, 2, 0)  # motifs 0, 1 as played in take0 itself: what follows is take0 at 4 s
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, render_notes(melody, 4.0, rate_hz=48000, brightness=0.3), 48000, subtype="FLOAT")
+    out = tmp_path / "out"
+    record = extend_clip(clip, out, load_config(), index_dir=tmp_path / "index", top_k=1, seconds=4)
+    candidate = record["candidates"][0]
+    assert candidate["steps"][0]["transpose"] == 0 and candidate["steps"][0]["source_path"]
+    assert candidate["lead"] == "source audio"
+    index = ChunkIndex.open(tmp_path / "index")
+    path = retrieve(index, StreamingAnalyzer(48000).analyze(read_mono(clip, 48000)).values, QuerySettings(top_k=1, steps=2))[0]
+    source = source_audio(index, path, plan_path(index, path, 120.0), 48000)
+    take = read_mono(Path(index.songs[path.first.song].source_path), 48000)
+    start = int(round((path.first.start_s - 0.1) * 48000))
+    np.testing.assert_array_equal(source, take[start:start + len(source)])
+    assert len(source) == int(round(4.1 * 48000))

@@ -9,6 +9,9 @@ equal-power crossfade; then the whole line runs through the block processor as t
 heard in the mix (input monitor at 0 dB), while each configured voice follows the clip until
 the join and then crossfades (equal power) into the stem of the path it was given.
 
+Where the index references the user's own recordings (`build-index --dataset audio`) and a
+path plays one of them unchanged, the recording itself is the continuation instead of a voice.
+
 Writes DIR/extended_N.wav (stereo, 48 kHz float32, N = 1..K), candidates.json (scores, steps,
 sources, join, gain, seam measurements) and config.toml. Inputs are checked before DIR is
 claimed: a bad clip or index writes nothing.
@@ -135,6 +138,22 @@ def _render_voice(voice, frames: np.ndarray, hop: int) -> np.ndarray:
     return out
 
 
+def source_audio(index: ChunkIndex, path: Continuation, plan: Plan, rate: int) -> np.ndarray | None:
+    """The path's own recording (from PREROLL_S before its first chunk) where its index
+    references readable audio files and it plays them unchanged: every step of one song, each
+    following the last, untransposed and unstretched. None otherwise (voices play it)."""
+    songs = {index.songs[step.song].source_path for step in path.steps}
+    contiguous = all(b.song == a.song and b.start_s == a.start_s + spec.CHUNK_S for a, b in zip(path.steps, path.steps[1:]))
+    if len(songs) != 1 or None in songs or not contiguous or plan.stretch != 1.0 or any(s.transpose for s in path.steps):
+        return None
+    file = Path(next(iter(songs)))
+    if not file.is_file():
+        return None
+    audio = read_mono(file, rate)
+    begin = max(0, int(round((path.first.start_s - PREROLL_S) * rate)))
+    return audio[begin:int(round((path.steps[-1].start_s + spec.CHUNK_S) * rate))]
+
+
 def _voiced_level_db(frames: np.ndarray) -> float:
     voiced = voiced_mask(frames)
     return float(np.mean(frames[voiced, LOUDNESS])) if voiced.any() else -100.0
@@ -162,8 +181,13 @@ def render_path(clip: np.ndarray, clip_frames: np.ndarray, index: ChunkIndex, pa
     gains = equal_power_gains(n, int(round(join_s * rate)), int(round(CROSSFADE_S * rate)))
     # the leader's continuation, gain matched to the clip's last 2 s by the engine's own loudness
     lead_frames = _timeline_frames(control_frames(plan.leader, n_frames - first_frame, level_db), first_frame, n_frames)
-    lead_voice = build_voice("lead", VoiceConfig(kind=LEAD_KIND), config)
-    lead = _render_voice(lead_voice, lead_frames, hop)
+    source = source_audio(index, path, plan, rate)
+    if source is not None:  # a user's index of their own recordings: play the recording itself
+        lead = np.zeros(n, dtype=np.float32)
+        start = first_frame * hop
+        lead[start:start + len(source)] = source[: n - start]
+    else:
+        lead = _render_voice(build_voice("lead", VoiceConfig(kind=LEAD_KIND), config), lead_frames, hop)
     analyzer = StreamingAnalyzer(rate)
     measured = _voiced_level_db(analyzer.analyze(lead[first_frame * hop:]).values)
     gain_db = float(np.clip(level_db - measured, -30.0, 30.0)) if measured > -100.0 else 0.0
@@ -192,6 +216,7 @@ def render_path(clip: np.ndarray, clip_frames: np.ndarray, index: ChunkIndex, pa
     _, mix = processor.render(leader_line, config.engine.block_samples)
     record = {
         "join_s": round(join_s, 4), "beat_delay_s": round(delay_s, 4), "stretch": round(plan.stretch, 4),
+        "lead": "source audio" if source is not None else LEAD_KIND,
         "lead_gain_db": round(gain_db, 2), "crossfade_s": CROSSFADE_S, "duration_s": round(n / rate, 3),
         "voices": {name: (plan.stems[i].name if i is not None else "follows the leader line")
                    for name, i in ((name, assignment.get(name)) for name in names)},
