@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -85,9 +86,17 @@ def tutti(block: int, n_voices: int, seconds: float, load: str, midi: bool = Fal
     return telemetry
 
 
+def _passthrough_in_own_process(block: int, seconds: float) -> dict:
+    """The floor's client in a fresh process: it does not inherit the priority a LiveSession
+    lowered for this (control) process."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(passthrough, (block, seconds))
+
+
 def measure_pair(block: int, n_voices: int, seconds: float, load: str, midi: bool) -> tuple[dict, dict]:
     with LoadProcess(load):
-        floor = passthrough(block, seconds)
+        floor = _passthrough_in_own_process(block, seconds)
     return floor, tutti(block, n_voices, seconds, load, midi)
 
 

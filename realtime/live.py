@@ -59,6 +59,7 @@ class LiveOptions:
     force: bool = False
     headphones: bool = False
     print_telemetry: bool = True
+    gui: bool | None = None  # the mixer window: None = when a display exists (gui/app.py)
 
 
 def default_session_dir() -> Path:
@@ -360,7 +361,12 @@ def run_live(config: TuttiConfig, options: LiveOptions) -> dict:
         f"block {session.block_samples}, voices {', '.join(session.voice_names)}",
         flush=True,
     )
-    session.run()
+    from gui.app import run_in_window, window_wanted
+
+    if window_wanted(options.gui):
+        run_in_window(session)
+    else:
+        session.run()
     record = session.finish()
     record["failure"] = session.failure
     return record
