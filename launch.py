@@ -55,6 +55,7 @@ def _cmd_live(args: argparse.Namespace) -> None:
     options = LiveOptions(
         device=args.device, input_file=args.input_file, loop=args.loop, duration_s=args.duration,
         record_dir=args.record, force=args.force, headphones=args.headphones, print_telemetry=True,
+        gui=args.gui,
     )
     session = run_live(_resolve_config(args), options)
     if session["mode"] == "offline-fallback":
@@ -133,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--force", action="store_true", help="replace Tutti's earlier take in --record DIR")
     live.add_argument("--headphones", action="store_true", help="no echo canceller (the mic cannot hear us)")
     live.add_argument("--midi", default=None, metavar="PORT", help="MIDI input port name substring")
+    window = live.add_mutually_exclusive_group()
+    window.add_argument("--gui", dest="gui", action="store_const", const=True, default=None,
+                        help="open the mixer window even without DISPLAY (e.g. QT_QPA_PLATFORM=offscreen)")
+    window.add_argument("--no-gui", dest="gui", action="store_const", const=False,
+                        help="no mixer window, even with a display")
     _add_block_option(live)
     _add_config_options(live)
     live.set_defaults(run=_cmd_live)
