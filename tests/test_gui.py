@@ -95,6 +95,10 @@ def test_the_window_moves_faders_mutes_and_learns_midi_in_a_live_take(jack_serve
         assert window.strips[second].fader.value_db == -60.0, "the fader follows the knob"
         assert session.midi.armed is None and not window.strips[second].learn.isChecked()
 
+        deadline = time.monotonic() + 4.0  # the screenshot shows the ensemble playing, not a rest
+        while time.monotonic() < deadline and min(s.meter.peak_db for s in window.strips.values()
+                                                  if s is not window.strips[second]) < -40:
+            _pump(app, session, 0.05)
         docs = REPO / "docs"
         docs.mkdir(exist_ok=True)
         assert window.grab().save(str(docs / "mixer.png"))
@@ -138,3 +142,22 @@ def test_gui_flag_without_a_display_plays_on_with_one_line(monkeypatch) -> None:
     assert window_wanted(True) is True and window_wanted(None) is False and window_wanted(False) is False
     monkeypatch.setenv("DISPLAY", ":0")
     assert window_wanted(None) is True and window_wanted(False) is False
+
+
+def test_launch_live_gui_offscreen_runs_the_take_from_the_window(jack_server, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    take = tmp_path / "take"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("DISPLAY", None)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "launch.py"), "live", "--gui", "--input-file", str(DEMO_PATH),
+         "--duration", "3", "--record", str(take)],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "duration 3 s reached" in result.stdout
+    session = json.loads((take / "session.json").read_text())
+    assert session["stop_reason"] == "duration 3 s reached" and session["telemetry"]["callbacks"] > 2 * SR / 128
+    assert sf.info(str(take / "mix.wav")).frames >= 2.5 * SR
