@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from engine.features.frames import F0, LOUDNESS, ONSET, VOICING
+from engine.scheduling import ACTIVE_ROW
 
 MAX_NOTES = 4
 PART_F0, PART_LOUDNESS, PART_ONSET, PART_ACTIVE = 0, 1, 2, 3
@@ -115,7 +116,7 @@ class PlanPart:
     def fill(self, frame: np.ndarray, frame_index: int, part: np.ndarray) -> None:
         bus = self._bus
         if bus is not None:
-            row = bus.state[self._task, 0]
+            row = bus.state[self._task, ACTIVE_ROW]
             if row >= 0:
                 offset = frame_index - (bus.stamps[self._task, row] + self._lookahead)
                 if 0 <= offset < self._horizon:

@@ -123,12 +123,6 @@ class ControlBus:
             return None
         return self.rows[index, row, : self.tasks[index].result_size], int(self.stamps[index, row])
 
-    def value(self, index: int, position: int, default: float) -> float:
-        """Audio thread: element `position` of task `index`'s result in force (no allocation
-        beyond a float), or `default` before any."""
-        row = self.state[index, ACTIVE_ROW]
-        return default if row < 0 else float(self.rows[index, row, position])
-
     def write(self, index: int, trigger: int, frames: np.ndarray) -> None:
         """Worker side: compute task `index` for `trigger` into the row not in force, then stamp it."""
         row = 1 if self.state[index, ACTIVE_ROW] == 0 else 0

@@ -19,7 +19,7 @@ HISTORY = 8192
 # int64 counters
 CALLBACKS, FLAGGED_XRUNS, LATE_XRUNS, EXCEPTIONS = 0, 1, 2, 3
 # float64 cells
-LAST_ARRIVAL_S, MAX_DURATION_S, PROCESS_CPU_S, PROCESS_WALL_S, FIRST_ARRIVAL_S = 0, 1, 2, 3, 4
+LAST_ARRIVAL_S, MAX_DURATION_S, PROCESS_CPU_S, PROCESS_WALL_S = 0, 1, 2, 3
 
 
 def telemetry_layout() -> list[tuple[str, tuple[int, ...], str]]:
@@ -72,8 +72,6 @@ class CallbackTelemetry:
             counters[FLAGGED_XRUNS] += 1
         elif last >= 0.0 and arrival_s - last > LATE_FACTOR * self.block_s:
             counters[LATE_XRUNS] += 1
-        if n == 0:
-            clock[FIRST_ARRIVAL_S] = arrival_s
         clock[LAST_ARRIVAL_S] = arrival_s
         counters[CALLBACKS] = n + 1
 
