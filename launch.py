@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     from training.voice.cli import add_voice_parsers
 
     add_voice_parsers(commands)
+
+    from training.conductor.cli import add_conductor_parser
+
+    add_conductor_parser(commands)
     return parser
 
 

@@ -86,9 +86,7 @@ def perform_file(
     from engine.processor import BlockProcessor, configured_kinds
 
     out_dir = Path(out_dir)
-    sample_rate_hz = config.engine.sample_rate_hz
-    block_samples = config.engine.block_samples
-    audio = read_mono(input_path, sample_rate_hz)
+    audio = read_mono(input_path, config.engine.sample_rate_hz)
     automation = None
     if automation_path is not None:
         automation = read_automation(automation_path, config.voice_names, configured_kinds(config))

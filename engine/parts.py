@@ -91,14 +91,16 @@ class LeaderIntervalPart:
 class PlanPart:
     """Part frames from the plan in force for the task named `task_name` on the control bus.
 
-    Frame n plays row n - (trigger + lookahead) of the plan; outside the plan's horizon (no plan
-    yet, or a late worker), every note is inactive. `attach` binds it to the processor's bus.
+    Frame n plays row n - (trigger + lookahead) of the plan (the one at `offset` in the task's
+    vector, for a task that plans several parts); outside the plan's horizon (no plan yet, or a
+    late worker), every note is inactive. `attach` binds it to the processor's bus.
     """
 
-    def __init__(self, task_name: str, horizon_frames: int) -> None:
+    def __init__(self, task_name: str, horizon_frames: int, offset: int = 0) -> None:
         self.task_name = task_name
         self._horizon = horizon_frames
         self._size = plan_size(horizon_frames)
+        self._offset = offset  # where this part's plan starts in the task's vector (one of several roles)
         self._silent = new_part_frame()
         self._bus = None
         self._task = 0
@@ -107,9 +109,9 @@ class PlanPart:
     def attach(self, bus, tasks: list) -> None:  # noqa: ANN001 (engine.scheduling.ControlBus)
         names = [task.name for task in tasks]
         self._task = names.index(self.task_name)
-        if tasks[self._task].result_size < self._size:
+        if tasks[self._task].result_size < self._offset + self._size:
             raise ValueError(f"task {self.task_name} publishes {tasks[self._task].result_size} values, "
-                             f"a plan of {self._horizon} frames needs {self._size}")
+                             f"a plan of {self._horizon} frames at {self._offset} needs {self._offset + self._size}")
         self._bus = bus
         self._lookahead = tasks[self._task].lookahead_frames
 
@@ -120,7 +122,7 @@ class PlanPart:
             if row >= 0:
                 offset = frame_index - (bus.stamps[self._task, row] + self._lookahead)
                 if 0 <= offset < self._horizon:
-                    plan = bus.rows[self._task, row, : self._size]
+                    plan = bus.rows[self._task, row, self._offset : self._offset + self._size]
                     part[:] = plan.reshape(self._horizon, PART_ROWS, MAX_NOTES)[offset]
                     return
         part[:] = self._silent

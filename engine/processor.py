@@ -37,6 +37,7 @@ from engine.ring import INDEX_CELLS, SampleRing
 from engine.scheduling import HISTORY_FRAMES, FrameHistory, FrameScheduler, FrameTask, ControlBus, bus_layout
 from engine.synth.reverb import Reverb
 from engine.synth.rng import rng_state
+from engine.conductor.task import ConductorTask, conductor_model_path
 from engine.tempo_key import TempoKey, TempoKeyTask
 from engine.voices import Voice, build_voice
 from engine.voices.crossfade import Crossfade
@@ -65,6 +66,8 @@ def build_tasks(config: TuttiConfig) -> list[FrameTask]:
     tasks: list[FrameTask] = [TempoKeyTask()]
     if any(voice.kind == TASK_PLAN_KIND for _, voice in config.voices):
         tasks.append(PlanTestTask())
+    if any(voice.role for _, voice in config.voices):
+        tasks.append(ConductorTask(conductor_model_path(config.conductor.model)))
     return tasks
 
 

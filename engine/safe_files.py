@@ -43,7 +43,7 @@ from engine.errors import TuttiError
 MARKER_NAME = ".tutti-output.json"
 TEMP_TAG = ".tutti-tmp"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_FOLDERS = {"demo": (), "exported_models": ("export",), "index": ("build-index",)}
+SHIPPED_FOLDERS = {"demo": (), "exported_models": ("export", "train-conductor"), "index": ("build-index",)}
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _LOW_SPACE_BYTES = 1 << 20  # a writer's own error (libsndfile, onnx) below this much free is a full disk
 

@@ -33,9 +33,10 @@ class FrameTask(Protocol):
     history_frames: int     # how many frames up to the trigger `compute` sees
     result_size: int        # length of the published vector
 
-    def compute(self, frames: np.ndarray, out: np.ndarray) -> None:
+    def compute(self, frames: np.ndarray, out: np.ndarray, trigger: int = 0) -> None:
         """Pure function of frames [history_frames, 16] (oldest first, zeros before the start)
-        writing the result vector into out [result_size]. May keep state between calls."""
+        writing the result vector into out [result_size]. May keep state between calls;
+        `trigger` (the absolute number of the frame after the window) lets it cache work by frame."""
 
 
 class FrameHistory:
@@ -128,7 +129,7 @@ class ControlBus:
         row = 1 if self.state[index, ACTIVE_ROW] == 0 else 0
         self.stamps[index, row] = -1
         task = self.tasks[index]
-        task.compute(frames, self.rows[index, row, : task.result_size])
+        task.compute(frames, self.rows[index, row, : task.result_size], trigger)
         self.stamps[index, row] = trigger
 
     def commit_due(self, index: int, due_trigger: int) -> None:

@@ -112,7 +112,7 @@ class TempoKeyTask:
     history_frames = 2000
     result_size = 7
 
-    def compute(self, frames: np.ndarray, out: np.ndarray) -> None:
+    def compute(self, frames: np.ndarray, out: np.ndarray, trigger: int = 0) -> None:
         tempo_bpm, tempo_confidence = estimate_tempo(frames[:, ONSET])
         voiced = frames[:, VOICING] >= 0.5
         weights = np.where(voiced, 10.0 ** (frames[:, LOUDNESS] / 20.0), 0.0)

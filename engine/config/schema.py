@@ -66,6 +66,16 @@ class MixerConfig:
             )
 
 
+VOICE_ROLES = ("", "bass", "counter", "harmony", "drums")  # "" = the leader-interval rule; engine/conductor/contract.py ROLES
+
+
+@dataclass(frozen=True)
+class ConductorConfig:
+    model: str = ""                 # "" = the shipped exported_models/conductor.onnx
+    midi_out: bool = True           # the followers' notes on a virtual MIDI output port
+    midi_out_port: str = ""         # and on the output port whose name contains this
+
+
 @dataclass(frozen=True)
 class VoiceConfig:
     kind: str = "reference:organ"
@@ -75,8 +85,11 @@ class VoiceConfig:
     mute: bool = False
     solo: bool = False
     reverb_send: float = 0.12       # post-fader send to the shared reverb, 0..1
+    role: str = ""                  # "" follows the leader at interval_semitones; else the conductor's role
 
     def __post_init__(self) -> None:
+        if self.role not in VOICE_ROLES:
+            raise TuttiError(f"voice role = {self.role!r} is not a role: use one of {', '.join(repr(r) for r in VOICE_ROLES)}")
         if not 0.0 <= self.reverb_send <= 1.0:
             raise TuttiError(f"voice reverb_send = {self.reverb_send} must lie in 0..1")
         if not -1.0 <= self.pan <= 1.0:
@@ -176,6 +189,7 @@ class TuttiConfig:
     synth: SynthConfig = field(default_factory=SynthConfig)
     mixer: MixerConfig = field(default_factory=MixerConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
+    conductor: ConductorConfig = field(default_factory=ConductorConfig)
     echo: EchoConfig = field(default_factory=EchoConfig)
     voices: tuple[tuple[str, VoiceConfig], ...] = ()
 

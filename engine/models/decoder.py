@@ -12,8 +12,6 @@ are not the ones the sidecar was written for, each with a one-line TuttiError sa
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,26 +19,14 @@ from typing import Any
 import numpy as np
 
 from engine.errors import TuttiError
-from engine.features.frames import FEATURE_VERSION
-from engine.rates import CONTROL_RATE_HZ, TRAINING_SAMPLE_RATES_HZ
+from engine.models.sidecar import check_sha256, file_sha256, read_sidecar, require, sidecar_path  # noqa: F401 (re-exported)
+from engine.rates import TRAINING_SAMPLE_RATES_HZ
 
 MODEL_KIND = "tutti-ddsp-decoder"
 SIDECAR_FORMAT = 1
 INPUT_NAMES = ("f0_hz", "loudness_db", "instrument", "state")
 OUTPUT_NAMES = ("harmonic_amplitudes", "noise_magnitudes", "state_out")
 OPSET = 17
-
-
-def sidecar_path(onnx_path: Path) -> Path:
-    return Path(onnx_path).with_suffix(".json")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -71,33 +57,11 @@ class DecoderInfo:
         return self.instruments.index(name)
 
 
-def _require(condition: bool, path: Path, why: str) -> None:
-    if not condition:
-        raise TuttiError(f"model {path} is refused: {why}")
-
-
 def load_decoder_info(onnx_path: Path) -> DecoderInfo:
     """Read and check the sidecar of `onnx_path` against the engine and the ONNX file."""
     onnx_path = Path(onnx_path)
-    side = sidecar_path(onnx_path)
-    if not onnx_path.is_file():
-        raise TuttiError(f"model {onnx_path} does not exist: export one (launch.py export) or check the name")
-    try:
-        sidecar = json.loads(side.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TuttiError(f"model {onnx_path} is refused: its sidecar {side.name} is missing; re-export the model") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise TuttiError(f"model {onnx_path} is refused: its sidecar {side.name} is not readable JSON ({err}); re-export it") from None
-    _require(isinstance(sidecar, dict) and sidecar.get("kind") == MODEL_KIND, onnx_path,
-             f"its sidecar's kind is {sidecar.get('kind') if isinstance(sidecar, dict) else None!r}, not {MODEL_KIND!r}")
-    _require(sidecar.get("sidecar_format") == SIDECAR_FORMAT, onnx_path,
-             f"sidecar format {sidecar.get('sidecar_format')!r}, the engine reads {SIDECAR_FORMAT}; re-export it")
-    _require(sidecar.get("feature_version") == FEATURE_VERSION, onnx_path,
-             f"it was trained on feature version {sidecar.get('feature_version')!r}, the engine computes version "
-             f"{FEATURE_VERSION}; retrain and re-export it")
-    _require(sidecar.get("frame_rate_hz") == CONTROL_RATE_HZ, onnx_path,
-             f"its frame rate is {sidecar.get('frame_rate_hz')!r} Hz, the engine's control rate {CONTROL_RATE_HZ} Hz")
-    _require(sidecar.get("sample_rate_hz") in TRAINING_SAMPLE_RATES_HZ, onnx_path,
+    sidecar = read_sidecar(onnx_path, MODEL_KIND, SIDECAR_FORMAT, "launch.py export")
+    require(sidecar.get("sample_rate_hz") in TRAINING_SAMPLE_RATES_HZ, onnx_path,
              f"training sample rate {sidecar.get('sample_rate_hz')!r} Hz is not 16000 or 24000")
     try:
         info = DecoderInfo(
@@ -107,10 +71,9 @@ def load_decoder_info(onnx_path: Path) -> DecoderInfo:
         )
     except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise TuttiError(f"model {onnx_path} is refused: its sidecar lacks or garbles {err}; re-export it") from None
-    _require(len(info.instruments) > 0 and min(info.n_harmonics, info.n_noise_bands, info.gru_layers, info.gru_units) > 0,
+    require(len(info.instruments) > 0 and min(info.n_harmonics, info.n_noise_bands, info.gru_layers, info.gru_units) > 0,
              onnx_path, "its sidecar names no instrument or a size of 0 or less; re-export it")
-    _require(sidecar.get("onnx_sha256") == file_sha256(onnx_path), onnx_path,
-             f"{onnx_path.name} is not the file its sidecar was written for (sha256 differs); re-export the pair")
+    check_sha256(onnx_path, sidecar)
     return info
 
 
@@ -138,12 +101,12 @@ def open_session(info: DecoderInfo):
         raise TuttiError(f"model {info.onnx_path} is refused: onnxruntime cannot load it ({' '.join(str(err).split())[:120]}); re-export it") from None
     inputs = {i.name: i.shape for i in session.get_inputs()}
     outputs = {o.name: o.shape for o in session.get_outputs()}
-    _require(tuple(inputs) == INPUT_NAMES and tuple(outputs) == OUTPUT_NAMES, info.onnx_path,
+    require(tuple(inputs) == INPUT_NAMES and tuple(outputs) == OUTPUT_NAMES, info.onnx_path,
              f"its inputs {tuple(inputs)} and outputs {tuple(outputs)} are not {INPUT_NAMES} -> {OUTPUT_NAMES}")
     for name, size in (("harmonic_amplitudes", info.n_harmonics), ("noise_magnitudes", info.n_noise_bands)):
-        _require(outputs[name][-1] == size, info.onnx_path, f"{name} has {outputs[name][-1]} values, the sidecar says {size}")
+        require(outputs[name][-1] == size, info.onnx_path, f"{name} has {outputs[name][-1]} values, the sidecar says {size}")
     state = inputs["state"]
-    _require(state[0] == info.gru_layers and state[-1] == info.gru_units, info.onnx_path,
+    require(state[0] == info.gru_layers and state[-1] == info.gru_units, info.onnx_path,
              f"its state is {state}, the sidecar says {info.gru_layers} layers of {info.gru_units}")
     return session
 

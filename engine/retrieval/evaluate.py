@@ -33,7 +33,6 @@ shipped index over ./corpus.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace

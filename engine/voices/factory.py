@@ -9,7 +9,8 @@ from engine.config import TuttiConfig, VoiceConfig
 from engine.errors import TuttiError
 from engine.rates import CONTROL_RATE_HZ, frame_samples
 from engine.synth.voice_synth import VoiceSynth
-from engine.parts import LeaderIntervalPart, PlanPart
+from engine.conductor.task import role_part
+from engine.parts import MAX_NOTES, LeaderIntervalPart, PlanPart
 from engine.voices.base import Voice
 from engine.voices.part_voice import PartVoice
 from engine.voices.test_kinds import (
@@ -27,6 +28,9 @@ from engine.voices.reference import TIMBRES, ReferenceInstrument
 def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
     """One voice, compiled and ready to render (call it off the audio thread)."""
     if voice.kind.startswith(MODEL_PREFIX):
+        if voice.role:
+            raise TuttiError(f"voices.{name}: a model voice follows the leader only for now; give role = "
+                             f"{voice.role!r} to a reference: kind, or remove the role")
         return build_model_voice(name, voice, config)
     if voice.kind.startswith(FAULT_PREFIX):
         try:
@@ -41,6 +45,9 @@ def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
         raise TuttiError(
             f"voices.{name}.kind = {voice.kind!r} is unknown: use one of {', '.join(TIMBRES)} or model:NAME"
         )
+    if voice.role:
+        slots = MAX_NOTES if voice.role == "harmony" else 1
+        return PartVoice(name, role_part(voice.role), reference_instrument(name, voice.kind, config, slots))
     part = LeaderIntervalPart(voice.interval_semitones, config.analysis.voicing_threshold)
     return PartVoice(name, part, reference_instrument(name, voice.kind, config))
 

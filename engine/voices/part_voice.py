@@ -31,6 +31,11 @@ class PartVoice:
             self.part.attach(bus, tasks)
 
     @property
+    def part_frame(self) -> np.ndarray:
+        """The part frame it plays now [4, MAX_NOTES] (read it, never write it)."""
+        return self._part_frame
+
+    @property
     def sounding_f0_hz(self) -> float:
         """The pitch of its first note now (0 when silent), for meters and displays."""
         return float(self._part_frame[PART_F0, 0]) if self._part_frame[PART_ACTIVE, 0] else 0.0

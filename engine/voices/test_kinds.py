@@ -72,7 +72,7 @@ class PlanTestTask:
     def __init__(self) -> None:
         self.calls = 0
 
-    def compute(self, frames: np.ndarray, out: np.ndarray) -> None:
+    def compute(self, frames: np.ndarray, out: np.ndarray, trigger: int = 0) -> None:
         self.calls += 1
         plan = out.reshape(self.horizon_frames, PART_ROWS, MAX_NOTES)
         plan[:] = 0.0

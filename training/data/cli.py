@@ -60,6 +60,19 @@ def _finish(reports) -> None:
         raise TuttiError(stopped)
 
 
+def _kinds(text: str | None) -> frozenset[str] | None:
+    """`--kinds chorale,quartet` as a set, each checked against the corpus's kinds."""
+    from training.data.render import CORPUS_KINDS
+
+    if text is None:
+        return None
+    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(kinds - set(CORPUS_KINDS))
+    if unknown or not kinds:
+        raise TuttiError(f"--kinds {text!r}: {', '.join(unknown) or 'empty'} is not a kind; give some of {', '.join(CORPUS_KINDS)}")
+    return kinds
+
+
 def _cmd_render(args: argparse.Namespace) -> None:
     from training.data.cache import FeatureSettings
     from training.data.prepare import RENDER_COMMAND, corpus_hours, prepare_features, prepare_render
@@ -69,7 +82,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
     _record_config(args, args.out, RENDER_COMMAND)
     given = {"soundfont": args.soundfont, "max_midi_s": args.max_midi_s}
     settings = RenderSettings(args.out, args.sample_rate, args.seed, **{k: v for k, v in given.items() if v is not None})
-    reports = [prepare_render(settings, _options(args, args.max_hours))]
+    reports = [prepare_render(settings, _options(args, args.max_hours), kinds=_kinds(args.kinds))]
     if not args.no_features and not reports[0].stop_reason and not args.dry_run:
         features = FeatureSettings(args.out / "features", args.sample_rate)
         reports.append(prepare_features("tutti", args.out, features, _options(args, None)))
@@ -109,6 +122,7 @@ def add_prepare_data_parser(subparsers: argparse._SubParsersAction) -> argparse.
     render.add_argument("--seed", type=int, default=0, help="seed of instrument choice and humanisation")
     render.add_argument("--soundfont", type=Path, default=None, metavar="SF2", help="General MIDI soundfont (default: /usr/share/sounds/sf2/FluidR3_GM.sf2, MIT licensed)")
     render.add_argument("--max-midi-s", type=float, default=None, metavar="S", help="skip a score whose MIDI lasts longer (default: 2400)")
+    render.add_argument("--kinds", default=None, metavar="K[,K]", help="render only scores of these kinds (chorale, quartet, palestrina, essen); tracks keep their numbers")
     render.add_argument("--no-features", action="store_true", help="render only, do not extract features")
     _add_run_options(render)
     render.set_defaults(run=_cmd_render)

@@ -181,9 +181,12 @@ def corpus_hours(manifest: Manifest) -> dict[str, float]:
 
 def prepare_render(
     settings: RenderSettings, options: RunOptions, plan: list[ScoreRef] | None = None, stream: TextIO = sys.stderr,
+    kinds: frozenset[str] | None = None,
 ) -> StageReport:
     """Render the plan (default: `corpus_plan()`) into `settings.out_dir`, up to `max_hours` of mix
-    in the whole corpus (tracks rendered before count); finished tracks are not rendered again."""
+    in the whole corpus (tracks rendered before count); finished tracks are not rendered again.
+    `kinds` renders only scores of those kinds; each keeps its track number from the whole plan,
+    so renders of different kinds into one folder never collide."""
     plan = corpus_plan() if plan is None else plan
     if not options.dry_run:
         tracks = [track_name(i) for i in range(len(plan))]
@@ -191,17 +194,18 @@ def prepare_render(
     manifest = Manifest(settings.out_dir)
     jobs = [
         (track_name(i), ref, settings) for i, ref in enumerate(plan)
-        if not (manifest.ok(ref.song_id) and (settings.out_dir / track_name(i) / "metadata.yaml").is_file())
+        if (kinds is None or ref.kind in kinds)
+        and not (manifest.ok(ref.song_id) and (settings.out_dir / track_name(i) / "metadata.yaml").is_file())
     ]
     report = StageReport("render", planned=len(plan), reused=len(plan) - len(jobs))
     budget_s = None
     if options.max_hours is not None:
         budget_s = max(0.0, options.max_hours * 3600 - corpus_hours(manifest)["total"] * 3600)
     if options.dry_run:
-        kinds = Counter(ref.kind for _, ref, _ in jobs)
+        counts = Counter(ref.kind for _, ref, _ in jobs)
         report.note = (
             f"render: would render up to {len(jobs)} of {len(plan)} scores ("
-            + ", ".join(f"{kind} {n}" for kind, n in kinds.items()) + ")"
+            + ", ".join(f"{kind} {n}" for kind, n in counts.items()) + ")"
             + (f", stopping after {budget_s / 3600:.2f} h of mix" if budget_s is not None else "")
         )
         return report

@@ -26,6 +26,6 @@ def load(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
-        raise TuttiError(f"no checkpoint {path}: train the voice first (launch.py train-instrument)") from None
+        raise TuttiError(f"no checkpoint {path}: train it first (launch.py train-instrument or train-conductor)") from None
     except (RuntimeError, EOFError, OSError) as err:
         raise TuttiError(f"checkpoint {path} is damaged ({' '.join(str(err).split())[:80]}): retrain or pick another") from None

@@ -171,6 +171,9 @@ def add_voice_parsers(subparsers: argparse._SubParsersAction) -> None:
     from engine.retrieval.cli import add_eval_retrieval
 
     add_eval_retrieval(targets)
+    from training.conductor.cli import add_eval_conductor
+
+    add_eval_conductor(targets)
     instruments = targets.add_parser(
         "instruments", help="f0 cents, loudness dB and spectral distance against baselines", formatter_class=fmt,
         description="Resynthesise the held-out stems from their causal features, re-analyse the output with "

@@ -7,7 +7,7 @@ from pathlib import Path
 from engine.safe_files import atomic_path
 
 
-def plot_curves(history: list[dict], path: Path, title: str) -> None:
+def plot_curves(history: list[dict], path: Path, title: str, ylabel: str = "multi-scale spectral loss") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +21,7 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     if val:
         axis.plot(*zip(*val), "o-", label="validation")
     axis.set_xlabel("step")
-    axis.set_ylabel("multi-scale spectral loss")
+    axis.set_ylabel(ylabel)
     axis.set_yscale("log")
     axis.set_title(title)
     axis.legend()

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.errors import TuttiError
 from engine.features.frames import FEATURE_VERSION
+from engine.models.sidecar import claim_model_path
 from engine.models.decoder import (
     INPUT_NAMES,
     MODEL_KIND,
@@ -25,7 +25,7 @@ from engine.models.decoder import (
     sidecar_path,
 )
 from engine.rates import CONTROL_RATE_HZ
-from engine.safe_files import atomic_write_bytes, atomic_write_text, check_not_shipped
+from engine.safe_files import atomic_write_bytes, atomic_write_text
 from training.voice.decoder import Decoder, parameter_count
 
 
@@ -60,31 +60,13 @@ def onnx_bytes(decoder: Decoder) -> bytes:
     return buffer.getvalue()
 
 
-def _claim(path: Path, force: bool) -> None:
-    """Refuse an existing model unless --force, and never replace one Tutti did not write."""
-    check_not_shipped(path, "export")
-    if path.suffix != ".onnx":
-        raise TuttiError(f"export target {path} must end in .onnx")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return
-    if not force:
-        raise TuttiError(f"model {path} exists: add --force to replace it")
-    try:
-        owner = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
-        owner = None
-    if owner != MODEL_KIND:
-        raise TuttiError(f"{path} has no Tutti sidecar, so Tutti did not write it: pick another path or move it")
-
-
 def export_decoder(
     decoder: Decoder, path: Path, *, config: dict[str, Any], manifest_sha256: str, metrics: dict[str, Any],
     steps: int, force: bool = False,
 ) -> dict[str, Any]:
     """Write `path` (.onnx) and its sidecar (.json) atomically; returns the sidecar."""
     path = Path(path)
-    _claim(path, force)
+    claim_model_path(path, force, MODEL_KIND, "export")
     decoder_cfg = decoder.config
     data = onnx_bytes(decoder.eval())
     atomic_write_bytes(path, data)

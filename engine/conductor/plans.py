@@ -1,0 +1,156 @@
+"""Predicted bins to part plans: sustained notes, no flicker between neighbouring notes.
+
+The model predicts, per role and 40 ms bin, a note distribution (or a pitch-class set), an
+onset probability and a loudness. `RolePlanner`s turn that into plan frames (engine/parts.py):
+a note holds until the model clearly prefers another one or predicts a new onset; a new note
+starts in the middle of its bin (the bins are acoustic times, so the middle is unbiased), no
+sooner than MIN_NOTE_BINS after the last; loudness follows the bins through a one-pole
+smoother. A planner's state is what sounds at the first frame of the next plan (a plan is
+replaced PERIOD_FRAMES after it comes into force), so consecutive plans join without a seam.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.conductor.contract import (
+    BIN_FRAMES, HORIZON_BINS, NOTE_RANGES, PERIOD_FRAMES, n_note_classes, output_slices, unscale_loudness,
+)
+from engine.parts import MAX_NOTES, PART_ACTIVE, PART_F0, PART_LOUDNESS, PART_ONSET, SILENT_DB
+
+ONSET_THRESHOLD = 0.5
+PREFERENCE = 2.0          # a new note must be this many times likelier than the one sounding
+MIN_NOTE_BINS = 2         # 80 ms: the shortest note a planner starts
+LOUDNESS_RANGE_DB = (-80.0, -6.0)
+LOUDNESS_SMOOTHING = 0.25  # per frame: ~12 ms to follow a new bin's level
+DRUM_HIT_FRAMES = 3
+DRUM_PITCH = 36            # a drum-playing voice sounds this MIDI note (GM kick)
+START_OFFSET = BIN_FRAMES // 2
+_SLICES = output_slices()
+
+
+def midi_to_hz(midi: float) -> float:
+    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+class RolePlanner:
+    """Shared state and output of every role: the notes sounding (MIDI, -1 none), frames since
+    the last onset, the smoothed loudness. Subclasses choose the notes of each bin."""
+
+    role = ""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.notes: tuple[int, ...] = ()
+        self.since_onset = 10 ** 6
+        self.loudness_db = SILENT_DB
+
+    def choose(self, bin_values: np.ndarray, allow_onset: bool) -> tuple[tuple[int, ...], bool]:
+        """(the notes this bin plays, whether they start anew) from one bin's outputs."""
+        raise NotImplementedError
+
+    def loudness_of(self, bin_values: np.ndarray) -> float:
+        value = float(unscale_loudness(bin_values[_SLICES[f"{self.role}_loudness"]][0]))
+        return float(np.clip(np.nan_to_num(value, nan=LOUDNESS_RANGE_DB[0]), *LOUDNESS_RANGE_DB))
+
+    def plan(self, bins: np.ndarray, plan: np.ndarray, silent: bool) -> None:
+        """Fill plan [HORIZON_FRAMES, 4, MAX_NOTES] from bins [HORIZON_BINS, OUTPUT_WIDTH]."""
+        plan[:] = 0.0
+        plan[:, PART_LOUDNESS] = SILENT_DB
+        notes, since, level = self.notes, self.since_onset, self.loudness_db
+        saved = None
+        for h in range(HORIZON_BINS):
+            if silent:
+                chosen, starts = (), False
+            else:
+                self.notes = notes  # choose() weighs the bin against what sounds now
+                chosen, starts = self.choose(bins[h], since + START_OFFSET >= MIN_NOTE_BINS * BIN_FRAMES)
+            target = self.loudness_of(bins[h])
+            for j in range(BIN_FRAMES):
+                frame = h * BIN_FRAMES + j
+                if frame == PERIOD_FRAMES:
+                    saved = (notes, since, level)
+                if j == START_OFFSET and (starts or chosen != notes):
+                    notes, since = chosen, 0
+                    if notes:
+                        plan[frame, PART_ONSET, : len(notes)] = 1.0
+                level = target if level <= SILENT_DB else level + LOUDNESS_SMOOTHING * (target - level)
+                since += 1
+                self.write_frame(plan[frame], notes, since, level)
+        self.notes, self.since_onset, self.loudness_db = saved
+
+    def write_frame(self, part: np.ndarray, notes: tuple[int, ...], since: int, level: float) -> None:
+        for k, note in enumerate(notes[:MAX_NOTES]):
+            part[PART_F0, k] = midi_to_hz(note)
+            part[PART_LOUDNESS, k] = level
+            part[PART_ACTIVE, k] = 1.0
+
+
+class LinePlanner(RolePlanner):
+    """Bass or counter-line: one note from a distribution over pitches and a rest."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self._low = NOTE_RANGES[role][0]
+        self._rest = n_note_classes(role) - 1
+        super().__init__()
+
+    def choose(self, bin_values: np.ndarray, allow_onset: bool) -> tuple[tuple[int, ...], bool]:
+        probabilities = _softmax(bin_values[_SLICES[f"{self.role}_note"]])
+        best = int(np.argmax(probabilities))
+        onset = bool(_sigmoid(bin_values[_SLICES[f"{self.role}_onset"]])[0] > ONSET_THRESHOLD) and allow_onset
+        current = self.notes[0] - self._low if self.notes else self._rest
+        keep = probabilities[current] * PREFERENCE >= probabilities[best] or not allow_onset
+        if keep and not (onset and current != self._rest):
+            return self.notes, False
+        chosen = () if best == self._rest else (self._low + best,)
+        return chosen, onset and bool(chosen)
+
+
+class HarmonyPlanner(RolePlanner):
+    """Harmony: the likely pitch classes (up to MAX_NOTES), voiced around the predicted register."""
+
+    role = "harmony"
+
+    def choose(self, bin_values: np.ndarray, allow_onset: bool) -> tuple[tuple[int, ...], bool]:
+        probabilities = _sigmoid(bin_values[_SLICES["harmony_pitch_classes"]])
+        register = 60.0 + 12.0 * float(np.clip(bin_values[_SLICES["harmony_register"]][0], -2.0, 2.0))
+        classes = [int(c) for c in np.argsort(-probabilities)[:MAX_NOTES] if probabilities[c] > 0.5]
+        chord = tuple(sorted(int(register + ((c - register + 6.0) % 12.0) - 6.0 + 0.5) for c in classes))
+        onset = bool(_sigmoid(bin_values[_SLICES["harmony_onset"]])[0] > ONSET_THRESHOLD) and allow_onset
+        current = {n % 12 for n in self.notes}
+        if not allow_onset or (set(classes) == current and not onset):
+            return self.notes, False
+        if current and classes and probabilities[list(current)].mean() * PREFERENCE >= probabilities[classes].mean() and not onset:
+            return self.notes, False
+        return chord, onset and bool(chord)
+
+
+class DrumPlanner(RolePlanner):
+    """Drums: a short hit wherever an onset is likely."""
+
+    role = "drums"
+
+    def choose(self, bin_values: np.ndarray, allow_onset: bool) -> tuple[tuple[int, ...], bool]:
+        hit = bool(_sigmoid(bin_values[_SLICES["drums_onset"]])[0] > ONSET_THRESHOLD) and allow_onset
+        return ((DRUM_PITCH,), True) if hit else (self.notes, False)
+
+    def write_frame(self, part: np.ndarray, notes: tuple[int, ...], since: int, level: float) -> None:
+        if notes and since <= DRUM_HIT_FRAMES:
+            super().write_frame(part, notes, since, level)
+
+
+def role_planners() -> list[RolePlanner]:
+    """One planner per role, in contract order."""
+    return [LinePlanner("bass"), LinePlanner("counter"), HarmonyPlanner(), DrumPlanner()]

@@ -1,0 +1,178 @@
+"""The conductor: input steps live == offline, targets in acoustic time, causality, ONNX parity,
+the sidecar contract, plans that sustain notes, and the task in perform."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.conductor.contract import (
+    BIN_FRAMES, CONTEXT_STEPS, FRAME_S, HISTORY_FRAMES, HORIZON_BINS, HORIZON_FRAMES, LOOKAHEAD_FRAMES,
+    NOMINAL_DEVICE_LATENCY_S, OUTPUT_WIDTH, ROLES, STEP_FRAMES, n_note_classes, output_slices, scale_loudness,
+)
+from engine.conductor.inputs import N_INPUTS, StepInputs, song_inputs
+from engine.conductor.plans import HarmonyPlanner, LinePlanner
+from engine.conductor.task import ConductorTask
+from engine.errors import TuttiError
+from engine.models.conductor import ConductorRunner, load_conductor_info
+from engine.parts import PART_ACTIVE, PART_F0, PART_LOUDNESS, PART_ONSET
+from engine.scheduling import FrameHistory, FrameScheduler
+from tests.conductor_fixtures import edit_sidecar, export_tiny_conductor, melody_frames, tiny_conductor
+from training.conductor.targets import Part, note_class, role_tracks, step_targets
+from training.data.items import NOTE_DTYPE
+
+SLICES = output_slices()
+
+
+def test_live_step_rows_equal_the_offline_rows_of_the_whole_take() -> None:
+    frames = melody_frames(14.0)
+    offline = song_inputs(frames)
+    history = FrameHistory()
+    live = StepInputs()
+    worst = 0.0
+    for count in range(1, len(frames) + 1):
+        history.append(frames[count - 1])
+        if count % STEP_FRAMES == 0 and count % 70 == 0:  # every 0.28 s: the cache skips some steps
+            context = live.at(history.window(count, HISTORY_FRAMES), count)
+            k = count // STEP_FRAMES
+            expected = np.zeros((CONTEXT_STEPS, N_INPUTS))
+            rows = offline[max(0, k - CONTEXT_STEPS) : k]
+            expected[CONTEXT_STEPS - len(rows):] = rows
+            worst = max(worst, float(np.abs(context - expected).max()))
+    assert worst < 1e-6  # float32 context against float64 rows
+    beat = offline[600:, 30:32]
+    assert np.all(np.abs(np.hypot(beat[:, 0], beat[:, 1]) - 1.0) < 1e-9)  # a tempo was found: unit phase vector
+    assert abs(2 ** offline[-1, 28] * 110.0 - 120.0) < 3.0  # 120 BPM
+
+
+def _notes(rows) -> np.ndarray:
+    return np.array(rows, dtype=NOTE_DTYPE)
+
+
+def test_targets_are_what_the_true_parts_play_when_the_plan_is_heard() -> None:
+    n_frames = 1000
+    loud = np.full(n_frames, -30.0)
+    parts = [
+        Part("melody", _notes([(0.0, 4.0, 72, 80)]), loud),
+        Part("bass", _notes([(0.0, 1.0, 36, 80), (1.0, 4.0, 43, 80)]), loud - 6.0),
+        Part("counter", _notes([(0.0, 4.0, 64, 80)]), loud),
+        Part("counter", _notes([(0.0, 4.0, 55, 80)]), np.full(n_frames, -100.0)),
+    ]
+    tracks = role_tracks(parts, n_frames)
+    times = (np.arange(n_frames) + 1) * FRAME_S + NOMINAL_DEVICE_LATENCY_S
+    assert tracks.pitch["bass"][times < 1.0].tolist() == [36] * int((times < 1.0).sum())
+    assert set(tracks.pitch["bass"][(times >= 1.0) & (times < 4.0)]) == {43}
+    assert set(tracks.pitch["counter"][times < 4.0]) == {64}  # the highest inner part
+    assert tracks.chord[10].nonzero()[0].tolist() == [0, 4, 7]  # bass C, inner E and G; the leader's C not needed
+    targets = step_targets(tracks, 90)
+    # the step whose first bin holds the bass's change at 1.0 s: frames t + L ... t + L + 9
+    k = next(k for k in range(90) if (k + 1) * STEP_FRAMES + LOOKAHEAD_FRAMES <= 249 - 1 < (k + 1) * STEP_FRAMES + LOOKAHEAD_FRAMES + BIN_FRAMES)
+    assert targets["bass_onset"][k, 0] == 1.0 and targets["bass_onset"][k - 1, 0] == 0.0
+    assert note_class("bass", np.array([43]))[0] == targets["bass_note"][k + 2, 0] == 43 - 28
+    assert targets["bass_note"][0, 0] == 36 - 28
+    assert abs(targets["bass_loudness"][5, 0] - scale_loudness(-36.0)) < 1e-6
+    assert note_class("bass", np.array([-1, 20, 80])).tolist() == [n_note_classes("bass") - 1, 32 - 28, 56 - 28]
+
+
+def test_the_model_is_causal_and_its_onnx_export_matches_torch(tmp_path) -> None:
+    model = tiny_conductor()
+    a = torch.randn(2, CONTEXT_STEPS, N_INPUTS)
+    b = a.clone()
+    b[:, 40:] += torch.randn(2, CONTEXT_STEPS - 40, N_INPUTS)
+    with torch.no_grad():
+        assert (model(a)[:, :40] - model(b)[:, :40]).abs().max() == 0.0
+        assert (model(a)[:, 40:] - model(b)[:, 40:]).abs().max() > 1e-3
+    path, model = export_tiny_conductor(tmp_path)
+    runner = ConductorRunner(load_conductor_info(path))
+    x = np.random.default_rng(1).standard_normal((CONTEXT_STEPS, N_INPUTS)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)[None])[0, -1].numpy()
+    out = runner.run(x)
+    assert out.shape == (HORIZON_BINS, OUTPUT_WIDTH) and np.abs(out - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"roles": ["bass", "harmony"]}, "roles"),
+    ({"input_fields": [["pitch", 1]]}, "input_fields"),
+    ({"context_steps": 128}, "context_steps"),
+    ({"feature_version": 99}, "feature version 99"),
+    ({"kind": "tutti-ddsp-decoder"}, "not 'tutti-conductor'"),
+])
+def test_a_model_trained_for_another_contract_is_refused_by_name(tmp_path, change, named) -> None:
+    path, _ = export_tiny_conductor(tmp_path)
+    edit_sidecar(path, **change)
+    with pytest.raises(TuttiError, match=named):
+        load_conductor_info(path)
+
+
+def _bins(note: int | None, onset: float, loudness_db: float, *, role: str = "bass", second: int | None = None,
+          share: float = 0.0) -> np.ndarray:
+    bins = np.zeros((HORIZON_BINS, OUTPUT_WIDTH))
+    logits = np.full(n_note_classes(role), -10.0)
+    logits[-1 if note is None else note - 28] = 5.0
+    if second is not None:
+        logits[second - 28] = 5.0 + np.log(share)
+    bins[:, SLICES[f"{role}_note"]] = logits
+    bins[:, SLICES[f"{role}_onset"]] = np.log(onset / (1 - onset))
+    bins[:, SLICES[f"{role}_loudness"]] = scale_loudness(loudness_db)
+    return bins
+
+
+def test_a_line_sustains_its_note_and_does_not_flicker_between_neighbours() -> None:
+    planner = LinePlanner("bass")
+    plan = np.zeros((HORIZON_FRAMES, 4, 4))
+    plan_frames = []
+    for call in range(30):  # 1.2 s of calls; the model wavers between G and a slightly less likely A
+        bins = _bins(43, 0.9 if call == 0 else 0.1, -20.0, second=45, share=0.8 if call % 2 else 0.6)
+        planner.plan(bins, plan, silent=False)
+        plan_frames.append(plan[:BIN_FRAMES].copy())  # what sounds before the next plan takes over
+    played = np.concatenate(plan_frames)
+    sounding = played[:, PART_ACTIVE, 0] > 0
+    assert sounding[BIN_FRAMES:].all()
+    assert set(np.round(played[sounding, PART_F0, 0], 3)) == {round(440 * 2 ** ((43 - 69) / 12), 3)}
+    assert played[:, PART_ONSET, 0].sum() == 1.0  # one note, started once
+    assert np.abs(played[-50:, PART_LOUDNESS, 0] + 20.0).max() < 0.01
+    for _ in range(3):  # now the model is sure of A: the note changes, once
+        planner.plan(_bins(45, 0.9, -20.0), plan, silent=False)
+    assert round(plan[0, PART_F0, 0], 2) == round(440 * 2 ** ((45 - 69) / 12), 2)
+    planner.plan(_bins(45, 0.9, -20.0), plan, silent=True)
+    assert plan[BIN_FRAMES // 2 :, PART_ACTIVE].sum() == 0.0  # a silent leader: rest from the next bin middle
+
+
+def test_harmony_voices_its_pitch_classes_around_the_register() -> None:
+    bins = np.zeros((HORIZON_BINS, OUTPUT_WIDTH))
+    pcs = np.full(12, -5.0)
+    pcs[[2, 5, 9]] = 5.0  # D minor
+    bins[:, SLICES["harmony_pitch_classes"]] = pcs
+    bins[:, SLICES["harmony_register"]] = (64.0 - 60.0) / 12.0
+    bins[:, SLICES["harmony_onset"]] = 3.0
+    bins[:, SLICES["harmony_loudness"]] = scale_loudness(-24.0)
+    plan = np.zeros((HORIZON_FRAMES, 4, 4))
+    HarmonyPlanner().plan(bins, plan, silent=False)
+    midi = np.round(69 + 12 * np.log2(plan[BIN_FRAMES, PART_F0, :3] / 440.0)).astype(int)
+    assert sorted(midi.tolist()) == [62, 65, 69] and plan[BIN_FRAMES, PART_ACTIVE, 3] == 0.0
+
+
+def test_the_task_plans_from_frames_and_a_long_silence_rests_every_role(tmp_path) -> None:
+    path, _ = export_tiny_conductor(tmp_path)
+    frames = melody_frames(12.0, silent_from_s=6.0)
+    results = []
+    for _ in range(2):
+        task = ConductorTask(path)
+        history = FrameHistory()
+        scheduler = FrameScheduler([task], history)
+        taken = []
+        for count in range(1, len(frames) + 1):
+            history.append(frames[count - 1])
+            scheduler.on_frame(count)
+            current = scheduler.bus.current(0)
+            if current is not None and count % 10 == 5:
+                taken.append(current[0].copy())
+        results.append(np.array(taken))
+    assert np.array_equal(results[0], results[1])  # a pure function of the frames: offline == live
+    plans = results[0].reshape(len(results[0]), len(ROLES), HORIZON_FRAMES, 4, 4)
+    assert np.isfinite(plans).all()
+    late = plans[int(9.0 * 25):]  # 3 s after the leader stopped (over 2 s of silence)
+    assert late[:, :, :, PART_ACTIVE].sum() == 0.0
+    assert plans[:, :, :, PART_LOUDNESS].max() <= -6.0
