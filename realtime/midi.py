@@ -31,10 +31,11 @@ PANIC = "panic"  # a binding target that calls `MidiController.on_panic`
 _CONTROL_CHANGE, _NOTE_ON = 0xB0, 0x90
 
 
-def _new_input(api: int, client_name: str) -> rtmidi.MidiIn:
-    """A MidiIn client, or a TuttiError saying how to get a MIDI system running."""
+def new_midi_client(api: int, client_name: str, output: bool = False) -> rtmidi.MidiIn | rtmidi.MidiOut:
+    """A MidiIn (or, with `output`, a MidiOut) client, or a TuttiError saying how to get a MIDI
+    system running."""
     try:
-        return rtmidi.MidiIn(api, name=client_name)
+        return (rtmidi.MidiOut if output else rtmidi.MidiIn)(api, name=client_name)
     except rtmidi.RtMidiError as exc:
         remedy = (
             "start a JACK server (for instance `jackd -r -d dummy -r 48000 -p 128 &`)"
@@ -42,13 +43,13 @@ def _new_input(api: int, client_name: str) -> rtmidi.MidiIn:
             else "check that the MIDI system is running"
         )
         raise TuttiError(
-            f"cannot open MIDI input ({rtmidi.get_api_display_name(api)}): {exc}: {remedy}"
+            f"cannot open MIDI {'output' if output else 'input'} ({rtmidi.get_api_display_name(api)}): {exc}: {remedy}"
         ) from None
 
 
 def list_input_ports(api: int = DEFAULT_API) -> list[str]:
     """The names of the MIDI ports Tutti can read from, as bindings name them."""
-    probe = _new_input(api, "tutti-list")
+    probe = new_midi_client(api, "tutti-list")
     try:
         return probe.get_ports()
     finally:
@@ -150,7 +151,7 @@ class MidiController:
         self._seen: set[str] = set()  # opened at least once
         for binding in bindings:
             self.bind(binding)
-        self._probe = _new_input(api, f"{client_name}-probe")
+        self._probe = new_midi_client(api, f"{client_name}-probe")
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.poll_ports()
@@ -220,7 +221,7 @@ class MidiController:
         """Open the port called `name` on its own MidiIn; False if it is not there (now)."""
         midi_in = self._inputs.get(name)
         if midi_in is None:
-            midi_in = self._inputs[name] = _new_input(self._api, f"{self._client_name}-in")
+            midi_in = self._inputs[name] = new_midi_client(self._api, f"{self._client_name}-in")
         ports = midi_in.get_ports()
         if name not in ports:
             return False
@@ -248,7 +249,7 @@ class MidiController:
         name = f"{self._client_name}:{port_name}"
         with self._ports_lock:
             if name not in self._inputs:
-                midi_in = _new_input(self._api, self._client_name)
+                midi_in = new_midi_client(self._api, self._client_name)
                 midi_in.open_virtual_port(port_name)
                 self._inputs[name] = midi_in
                 self._listening.add(name)
