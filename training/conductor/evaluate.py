@@ -277,6 +277,9 @@ def evaluate(model: Path, cache_dir: Path, base: TuttiConfig, *, baseline_run: P
     """The report (a dict): the conductor and every baseline, pooled over the split's composed songs."""
     from engine.audio_io import read_mono
 
+    from engine.models.conductor import load_conductor_info
+
+    load_conductor_info(model)  # a missing or foreign model fails before any song is read
     config = role_config(base, model)
     records = {r["song_id"]: r for r in songs_of(cache_dir, split)}
     if not records:

@@ -85,9 +85,9 @@ def batch_loss(model: torch.nn.Module, kind: str, batch: dict[str, torch.Tensor]
     outputs = model(batch["inputs"])
     if kind == "baseline":
         loss = baseline_loss(outputs, batch)
-        return loss, {"loudness": float(loss)}
+        return loss, {"loudness": float(loss.detach())}
     losses = conductor_losses(outputs, batch)
-    return total_loss(losses), {name: float(value) for name, value in losses.items()}
+    return total_loss(losses), {name: float(value.detach()) for name, value in losses.items()}
 
 
 def _validate(model: torch.nn.Module, kind: str, val: dict[str, np.ndarray]) -> float:
@@ -159,7 +159,7 @@ def train(config: RunConfig, sampler: WindowSampler, val_sampler: WindowSampler 
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
         optimiser.step()
         schedule.step()
-        record: dict[str, Any] = {"step": step, "loss": float(loss), "parts": parts,
+        record: dict[str, Any] = {"step": step, "loss": float(loss.detach()), "parts": parts,
                                   "lr": schedule.get_last_lr()[0], "step_s": time.perf_counter() - tick}
         state["step"] = step + 1
         state["train_s"] += record["step_s"]

@@ -1,0 +1,69 @@
+"""train-conductor and eval conductor end to end on a tiny rendered corpus, and their one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+import launch
+from engine.config import load_config
+from tests import fixtures_data as fx
+from training.conductor.evaluate import evaluate
+from training.data.cache import FeatureSettings
+from training.data.prepare import RunOptions, prepare_features, prepare_render
+from training.data.render import RenderSettings
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("conductor")
+    plan = fx.tiny_plan(base / "scores")
+    options = RunOptions(workers=1, min_free_gb=0.0)
+    prepare_render(RenderSettings(base / "corpus"), options, plan, stream=io.StringIO())
+    prepare_features("tutti", base / "corpus", FeatureSettings(base / "corpus" / "features"), options, stream=io.StringIO())
+    return base / "corpus" / "features"
+
+
+def _split_of_every_song(cache: Path) -> set[str]:
+    return {json.loads(line)["split"] for line in (cache / "manifest.jsonl").read_text().splitlines()}
+
+
+def test_train_both_export_and_evaluate(cache, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    model = tmp_path / "models" / "conductor.onnx"
+    args = ["train-conductor", "--cache", str(cache), "--run-dir", str(run), "--steps", "3", "--threads", "1",
+            "--workers", "1", "--export", str(model)]
+    splits = _split_of_every_song(cache)
+    if "train" not in splits:
+        pytest.skip(f"the fixture songs all hash into {splits}")
+    assert launch.main(args) == 0
+    for kind in ("conductor", "baseline"):
+        summary = json.loads((run / kind / "summary.json").read_text())
+        assert summary["steps"] == 3 and (run / kind / "curves.png").is_file() and (run / kind / "best.pt").is_file()
+    sidecar = json.loads(model.with_suffix(".json").read_text())
+    assert sidecar["roles"] == ["bass", "counter", "harmony", "drums"] and sidecar["training"]["steps"] == 3
+    assert launch.main(args) == 2  # resuming at 3 of 3 steps trains nothing; the model exists
+    assert "add --force" in capsys.readouterr().err
+    report = evaluate(model, cache, load_config([]), baseline_run=run / "baseline", split="train", max_seconds=8.0,
+                      rolls_dir=tmp_path / "rolls")
+    composed = [s for s in report["songs"] if not s["generated"]]
+    assert composed and report["songs"][0]["seconds"] <= 8.0
+    for name in ("leader_loudness_scaled", "role_mean_loudness", "noncausal_loudness_conductor"):
+        assert report["baselines"][name]["loudness"]["all"]["frames"] > 0
+    assert 0.0 <= report["baselines"]["octave_leader"]["bass_pitch_class_accuracy"] <= 1.0
+    assert set(report["targets_met"]) >= {"loudness_20pct_below_simple_baselines", "onset_f1_above_baselines_and_0.6"}
+    assert len(list((tmp_path / "rolls").glob("*.png"))) == len(report["songs"])
+
+
+def test_bad_input_gets_one_line_errors(tmp_path, capsys) -> None:
+    assert launch.main(["train-conductor", "--cache", str(tmp_path / "none")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert launch.main(["train-conductor", "--cache", str(tmp_path / "empty")]) == 2
+    assert "no feature manifest" in capsys.readouterr().err
+    assert launch.main(["eval", "conductor", "--model", str(tmp_path / "missing.onnx"), "--cache", str(tmp_path / "empty"),
+                        "--out", str(tmp_path / "r.json")]) == 2
+    assert "missing.onnx does not exist" in capsys.readouterr().err
