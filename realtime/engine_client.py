@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -65,6 +66,7 @@ class EngineClient:
         self.voice_names = config.voice_names
         self.kinds = configured_kinds(config)
         self.ready: EngineReady | None = None
+        self.panic_listeners: list[Callable[[], None]] = []  # told of every panic (the MIDI out)
         self.commands = CommandSender(self.arrays)
         self.feed = RecorderFeed(self.arrays)
         self.telemetry = CallbackTelemetry(config.engine.block_samples, config.engine.sample_rate_hz, self.arrays)
@@ -115,6 +117,8 @@ class EngineClient:
     # Steering
 
     def panic(self) -> bool:
+        for listener in self.panic_listeners:
+            listener()
         return self.commands.send(PANIC)
 
     def swap(self, voice: str, kind: str) -> None:

@@ -38,6 +38,7 @@ from realtime.console import Console
 from realtime.devices import NO_DEVICE_HINT, DuplexDevice, duplex_devices, resolve_device
 from realtime.engine_client import EngineClient
 from realtime.midi import MidiController
+from realtime.midi_out import PlanMidiOut, open_plan_midi_out
 from realtime.recorder import SessionRecorder
 from realtime.workers import TaskWorkers
 
@@ -103,8 +104,12 @@ class LiveSession:
         self.engine = EngineClient(config, device, audio, options.loop, options.headphones)
         self.parameters = self.engine.parameters
         self.midi: MidiController | None = None
+        self.midi_out: PlanMidiOut | None = None
         try:
             self.midi = self._open_midi(config)  # while the engine process warms up
+            self.midi_out = open_plan_midi_out(config, self.engine.scheduler, self.engine.history.counter)
+            if self.midi_out is not None:
+                self.engine.panic_listeners.append(self.midi_out.panic)
             ready = self.engine.wait_ready()
         except BaseException:
             self._release()
@@ -161,6 +166,8 @@ class LiveSession:
             self._write_take_files(provisional=True)
             self.recorder.start()
         self.workers.start()
+        if self.midi_out is not None:
+            self.midi_out.start()
         Console(self.engine, self.parameters, self.midi, self.request_stop).start()
         self.started_at = dt.datetime.now().isoformat(timespec="seconds")
         self._watchdog_s = max(WATCHDOG_MIN_S, 20 * self.block_samples / self.sample_rate_hz)
@@ -203,15 +210,18 @@ class LiveSession:
         if self.recorder is not None:
             self.recording_summary = self.recorder.stop()
         self.workers.stop()
-        if self.midi is not None:
-            closer = threading.Thread(target=self.midi.close, name="tutti-midi-close", daemon=True)
-            closer.start()
-            closer.join(MIDI_CLOSE_TIMEOUT_S)
+        for midi in (self.midi_out, self.midi):
+            if midi is not None:
+                closer = threading.Thread(target=midi.close, name="tutti-midi-close", daemon=True)
+                closer.start()
+                closer.join(MIDI_CLOSE_TIMEOUT_S)
 
     def _release(self) -> None:
         """Undo a start-up that failed half-way."""
         self.engine.stop()
         self.engine.close()
+        if self.midi_out is not None:
+            self.midi_out.close()
         if self.midi is not None:
             self.midi.close()
 
@@ -293,6 +303,7 @@ class LiveSession:
                 "bulk_delay_samples": self.config.echo.bulk_delay_samples,
             },
             "midi": self._midi_record(),
+            "midi_out": [] if self.midi_out is None else list(self.midi_out.ports.names),
             "automation": automation_record(
                 np.concatenate([np.zeros((0, 4)), *self._automation]), self.voice_names, self.engine.kinds
             ),
