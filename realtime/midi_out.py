@@ -180,6 +180,11 @@ class PlanMidiOut:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """The MIDI channel indices it sends on, in order."""
+        return tuple(tracker.channel for _, tracker in self._streams)
+
     def _refresh_plan(self) -> None:
         """Copy the plan in force if it is new (and still whole once copied)."""
         bus, task = self._bus, self._task

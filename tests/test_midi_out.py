@@ -340,3 +340,18 @@ def test_named_output_port_and_a_missing_one(jack_server):
         assert f"'{target}'" in text and "\n" not in text
     finally:
         synth.delete()
+
+
+def test_config_opens_the_virtual_port_and_refuses_a_missing_named_one(jack_server):
+    scheduler = FrameScheduler([ScriptedConductor()], FrameHistory())
+    counter = np.zeros(1, dtype=np.int64)
+    roles = ['voices.bass.role="bass"', 'voices.organ.role="drums"']
+    midi_out = open_plan_midi_out(load_config(sets=roles), scheduler, counter, api=JACK)
+    try:
+        assert midi_out.ports.names == ["Tutti followers:out"]
+        assert midi_out.channels == (0, 9)
+    finally:
+        midi_out.close()
+    with pytest.raises(TuttiError, match=r"^\[conductor\] midi_out_port: MIDI port 'no-such-port-xyz' does not exist"):
+        open_plan_midi_out(load_config(sets=[*roles, 'conductor.midi_out_port="no-such-port-xyz"']),
+                           scheduler, counter, api=JACK)
