@@ -273,24 +273,23 @@ def test_virtual_port_round_trip_on_time(jack_server):
                 scheduler.run(0, count)
         done.set()
 
+    def read_until(condition) -> None:  # noqa: ANN001
+        while not condition():
+            while (event := reader.get_message()) is not None:
+                received.append((time.perf_counter(), event[0]))
+            time.sleep(0.0005)
+
     midi_out.start()
     driver = threading.Thread(target=engine)
     driver.start()
     try:
-        while not done.is_set() or len(received) < 5:
-            while (event := reader.get_message()) is not None:
-                received.append((time.perf_counter(), event[0]))
-            time.sleep(0.0005)
-            if done.is_set():
-                break
+        read_until(done.is_set)
         driver.join()
-        time.sleep(0.05)  # the MIDI out's thread sends the last frames
+        settle = time.perf_counter() + 0.05
+        read_until(lambda: time.perf_counter() > settle)  # the MIDI out's thread sends the last frames
         midi_out.close()
-        deadline = time.perf_counter() + 0.5
-        while time.perf_counter() < deadline:
-            while (event := reader.get_message()) is not None:
-                received.append((time.perf_counter(), event[0]))
-            time.sleep(0.001)
+        settle = time.perf_counter() + 0.5
+        read_until(lambda: time.perf_counter() > settle)
     finally:
         reader.delete()
         midi_out.close()
