@@ -43,6 +43,11 @@ def _cmd_perform(args: argparse.Namespace) -> None:
         f"{timings['realtime_factor']:.1f}x real time, block p99 {timings['block_us_p99']:.0f} us; "
         f"onset latency {latency['onset']:.1f} ms; mix peak {session['mix_peak_dbfs']:.1f} dBFS"
     )
+    if session.get("followers"):
+        from gui.roll import write_followers_roll
+
+        roll = write_followers_roll(args.out / session["followers"], f"{args.input.name}: the conductor's followers")
+        print(f"piano roll of the leader and the conductor's followers: {roll}")
 
 
 def _cmd_live(args: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ engine.safe_files: every file atomically, `--force` replacing only what Tutti wr
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 from engine.audio_io import read_mono, write_float_wav
 from engine.config import TuttiConfig, config_to_dict, config_to_toml
 from engine.safe_files import (
-    atomic_path, atomic_write_text, claim_output_dir, claim_output_file, release_output_dir,
+    atomic_path, atomic_write_bytes, atomic_write_text, claim_output_dir, claim_output_file, release_output_dir,
 )
 from engine.features.frames import F0, FEATURE_VERSION, LOUDNESS, ONSET, VOICING
 from engine.features.latency import measure_pitch_settle_ms
@@ -62,9 +63,13 @@ def analyze_file(input_path: Path, out_csv: Path, config: TuttiConfig, force: bo
     return len(table)
 
 
+FOLLOWERS_NAME, ROLL_NAME = "followers.npz", "roll.png"  # written when voices play the conductor's roles
+
+
 def performance_names(voice_names) -> list[str]:
     """The files `perform` and `live --record` write in their folder."""
-    return ["input.wav", "mix.wav", *(f"{name}.wav" for name in voice_names), "config.toml", "session.json"]
+    return ["input.wav", "mix.wav", *(f"{name}.wav" for name in voice_names), "config.toml", "session.json",
+            FOLLOWERS_NAME, ROLL_NAME]
 
 
 def prepare_output_dir(out_dir: Path, force: bool, voice_names=()) -> None:
@@ -105,6 +110,9 @@ def _perform_into(out_dir: Path, input_path: Path, audio: np.ndarray, processor,
     block_samples = config.engine.block_samples
     n = audio.shape[0]
     block_us: list[float] = []
+    with_roles = any(voice.role for _, voice in config.voices)
+    if with_roles:
+        processor.log_parts(n // processor.frame_samples)
     started = time.perf_counter()
     voices, mix = processor.render(audio, block_samples, block_us, automation)
     wall_s = time.perf_counter() - started
@@ -141,5 +149,18 @@ def _perform_into(out_dir: Path, input_path: Path, audio: np.ndarray, processor,
     for name, signal in zip(processor.voice_names, voices):
         write_float_wav(out_dir / f"{name}.wav", signal, sample_rate_hz)
     atomic_write_text(out_dir / "config.toml", config_to_toml(config))
+    if with_roles:
+        _write_followers(out_dir / FOLLOWERS_NAME, processor, config)
+        session["followers"] = FOLLOWERS_NAME
     atomic_write_text(out_dir / "session.json", json.dumps(session, indent=2))
     return session
+
+
+def _write_followers(path: Path, processor, config: TuttiConfig) -> None:
+    """What each voice's part played per frame (f0 Hz, loudness dB, onset, active per note) and
+    the leader's analysis, for plots and research (numpy .npz)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, parts=processor.part_log.astype(np.float32), leader=processor.frame_log.astype(np.float32),
+                        voices=np.array(processor.voice_names), roles=np.array([voice.role for _, voice in config.voices]),
+                        frame_s=np.array(1.0 / CONTROL_RATE_HZ))
+    atomic_write_bytes(path, buffer.getvalue())

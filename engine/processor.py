@@ -38,6 +38,7 @@ from engine.scheduling import HISTORY_FRAMES, FrameHistory, FrameScheduler, Fram
 from engine.synth.reverb import Reverb
 from engine.synth.rng import rng_state
 from engine.conductor.task import ConductorTask, conductor_model_path
+from engine.parts import MAX_NOTES, PART_ROWS
 from engine.tempo_key import TempoKey, TempoKeyTask
 from engine.voices import Voice, build_voice
 from engine.voices.crossfade import Crossfade
@@ -138,6 +139,7 @@ class BlockProcessor:
         bus = ControlBus(self.tasks, {name: arrays[name] for name, _, _ in bus_layout(self.tasks)})
         self.scheduler = FrameScheduler(self.tasks, self.history, synchronous=True, bus=bus)
         self.frame_clock = np.zeros(1, dtype=np.int64)  # the frame number voices are stepped at
+        self.part_log: np.ndarray | None = None  # offline: what every voice's part played, per frame
         for alternatives in self._alternatives:
             for voice in alternatives.values():
                 if hasattr(voice, "attach"):  # a voice whose part may read the control bus
@@ -417,6 +419,22 @@ class BlockProcessor:
                     self.voice_f0[v] = getattr(voice, "sounding_f0_hz", 0.0)
                 except Exception:  # noqa: BLE001 (a broken voice must not stop the stream)
                     self._fault(v)
+        log = self.part_log
+        if log is not None and self.frame_index <= len(log):
+            self._log_parts(log[self.frame_index - 1])
+
+    def log_parts(self, n_frames: int) -> None:
+        """Offline: keep, for the next `n_frames` frames, each voice's part frame and the leader's
+        analysis (`part_log` [n, voices, 4, MAX_NOTES], `frame_log` [n, 16]); never live."""
+        self.part_log = np.zeros((n_frames, len(self.voices), PART_ROWS, MAX_NOTES))
+        self.frame_log = np.zeros((n_frames, N_FEATURES))
+
+    def _log_parts(self, row: np.ndarray) -> None:
+        self.frame_log[self.frame_index - 1] = self.frame
+        for v, voice in enumerate(self.voices):
+            part = getattr(getattr(voice, "new", voice), "part_frame", None)  # a crossfade logs the voice it fades to
+            if part is not None:
+                row[v] = part
 
     def _handle_faults(self) -> None:
         """Reset each newly faulted voice once; it stays muted and is counted."""

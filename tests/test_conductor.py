@@ -176,3 +176,27 @@ def test_the_task_plans_from_frames_and_a_long_silence_rests_every_role(tmp_path
     late = plans[int(9.0 * 25):]  # 3 s after the leader stopped (over 2 s of silence)
     assert late[:, :, :, PART_ACTIVE].sum() == 0.0
     assert plans[:, :, :, PART_LOUDNESS].max() <= -6.0
+
+
+def test_transposition_moves_pitches_and_leaves_time_and_loudness() -> None:
+    from engine.conductor.inputs import input_slices
+    from training.conductor.augment import transpose
+
+    frames = melody_frames(6.0)
+    inputs = song_inputs(frames)[:CONTEXT_STEPS].astype(np.float32)
+    parts = [Part("melody", _notes([(0.0, 6.0, 72, 80)]), np.full(1500, -30.0)),
+             Part("bass", _notes([(0.0, 6.0, 65, 80)]), np.full(1500, -30.0)),  # F3: near the top of the bass range
+             Part("counter", _notes([(0.0, 6.0, 69, 80)]), np.full(1500, -30.0))]
+    targets = {k: v[:CONTEXT_STEPS] for k, v in step_targets(role_tracks(parts, 1600), 150).items()}
+    shifted_inputs, shifted = inputs.copy(), {k: v.copy() for k, v in targets.items()}
+    transpose(shifted_inputs, shifted, 4)
+    s = input_slices()
+    voiced = inputs[:, s["voiced"]][:, 0] > 0
+    assert np.allclose(shifted_inputs[voiced, 0] - inputs[voiced, 0], 4 / 12)
+    assert np.array_equal(np.argmax(shifted_inputs[voiced, s["pitch_class"]], 1), (np.argmax(inputs[voiced, s["pitch_class"]], 1) + 4) % 12)
+    for name in ("loudness", "onset", "tempo", "beat_phase"):
+        assert np.array_equal(shifted_inputs[:, s[name]], inputs[:, s[name]])
+    assert set(shifted["bass_note"].ravel()) == {65 + 4 - 12 - 28}  # A3 leaves the range: an octave down
+    assert set(shifted["counter_note"].ravel()) == {69 + 4 - 43}
+    assert shifted["harmony_pitch_classes"][0, 0].nonzero()[0].tolist() == [1, 9]  # F, A -> A, C#
+    assert np.array_equal(shifted["bass_loudness"], targets["bass_loudness"])

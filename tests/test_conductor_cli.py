@@ -67,3 +67,27 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys) -> None:
     assert launch.main(["eval", "conductor", "--model", str(tmp_path / "missing.onnx"), "--cache", str(tmp_path / "empty"),
                         "--out", str(tmp_path / "r.json")]) == 2
     assert "missing.onnx does not exist" in capsys.readouterr().err
+
+
+def test_perform_with_role_voices_writes_the_followers_and_their_piano_roll(tmp_path, capsys) -> None:
+    import numpy as np
+    from PyQt6.QtGui import QImage
+
+    from tests.conductor_fixtures import export_tiny_conductor
+
+    model, _ = export_tiny_conductor(tmp_path)
+    overlay = tmp_path / "roles.toml"
+    overlay.write_text(f'[conductor]\nmodel = "{model}"\nmidi_out = false\n\n'
+                       '[voices.bass]\nkind = "reference:plucked-bass"\nrole = "bass"\n\n'
+                       '[voices.pad]\nkind = "reference:organ"\nrole = "harmony"\n')
+    out = tmp_path / "take"
+    assert launch.main(["perform", "demo/melody.flac", "--out", str(out), "--config", str(overlay)]) == 0
+    assert "piano roll" in capsys.readouterr().out
+    with np.load(out / "followers.npz") as saved:
+        roles = list(saved["roles"])  # the shipped voices stay, on the leader-interval rule
+        assert saved["parts"].shape[1:] == (4, 4, 4) and roles == ["bass", "", "", "harmony"]
+        assert np.isfinite(saved["parts"]).all() and saved["parts"][:, [0, 3], 3].sum() > 0  # the roles played notes
+    image = QImage(str(out / "roll.png"))
+    assert image.width() == 1400 and len({image.pixel(x, y) for x in range(0, 1400, 7) for y in range(0, 560, 7)}) > 5
+    session = json.loads((out / "session.json").read_text())
+    assert session["followers"] == "followers.npz" and session["voices"] == ["bass", "organ", "strings", "pad"]

@@ -19,6 +19,16 @@ VOICING_THRESHOLD = 0.5
 INPUT_FIELDS = (("pitch", 1), ("voiced", 1), ("pitch_class", 12), ("loudness", 1), ("onset", 1), ("chroma", 12),
                 ("tempo", 1), ("tempo_confidence", 1), ("beat_phase", 2), ("key", 24))
 N_INPUTS = sum(width for _, width in INPUT_FIELDS)
+
+
+def input_slices() -> dict[str, slice]:
+    """Field name -> slice into an input row."""
+    slices, start = {}, 0
+    for name, width in INPUT_FIELDS:
+        slices[name] = slice(start, start + width)
+        start += width
+    return slices
+
 _TEMPO_KEY = TempoKeyTask()
 
 

@@ -107,15 +107,18 @@ class LinePlanner(RolePlanner):
         super().__init__()
 
     def choose(self, bin_values: np.ndarray, allow_onset: bool) -> tuple[tuple[int, ...], bool]:
+        if not allow_onset:
+            return self.notes, False
         probabilities = _softmax(bin_values[_SLICES[f"{self.role}_note"]])
         best = int(np.argmax(probabilities))
-        onset = bool(_sigmoid(bin_values[_SLICES[f"{self.role}_onset"]])[0] > ONSET_THRESHOLD) and allow_onset
+        pitched = int(np.argmax(probabilities[: self._rest]))
+        if _sigmoid(bin_values[_SLICES[f"{self.role}_onset"]])[0] > ONSET_THRESHOLD \
+                and probabilities[pitched] * PREFERENCE >= probabilities[self._rest]:
+            return (self._low + pitched,), True  # a note is predicted to start here
         current = self.notes[0] - self._low if self.notes else self._rest
-        keep = probabilities[current] * PREFERENCE >= probabilities[best] or not allow_onset
-        if keep and not (onset and current != self._rest):
+        if probabilities[current] * PREFERENCE >= probabilities[best]:
             return self.notes, False
-        chosen = () if best == self._rest else (self._low + best,)
-        return chosen, onset and bool(chosen)
+        return (() if best == self._rest else (self._low + best,)), False
 
 
 class HarmonyPlanner(RolePlanner):

@@ -30,7 +30,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     train_songs = _songs(args.cache, "train", args.workers)
     val_songs = _songs(args.cache, "val", args.workers)
-    sampler = WindowSampler(train_songs)
+    sampler = WindowSampler(train_songs, transpose=True)
     val_sampler = WindowSampler(val_songs) if val_songs else None
     print(f"conductor data: {len(train_songs)} training songs ({sampler.hours:.2f} h), {len(val_songs)} validation songs")
     summaries = {}

@@ -25,6 +25,7 @@ from engine.features.frames import FEATURE_VERSION, LOUDNESS
 from engine.safe_files import atomic_write_bytes
 from training.data.cache import load_features, song_folder
 from training.data.manifest import Manifest
+from training.conductor.augment import random_shift, transpose
 from training.conductor.targets import Part, role_tracks, step_targets
 
 CACHE_NAME = f"conductor-v{FORMAT_VERSION}"
@@ -123,10 +124,11 @@ def load_songs(cache_dir: Path, split: str, workers: int = 1) -> list[SongData]:
 class WindowSampler:
     """Windows of CONTEXT_STEPS consecutive steps ending at a uniformly drawn step of any song."""
 
-    def __init__(self, songs: list[SongData]) -> None:
+    def __init__(self, songs: list[SongData], transpose: bool = False) -> None:
         if not songs:
             raise TuttiError("no songs with a melody part and note labels in this split: render or prepare more data")
         self.songs = songs
+        self.transpose = transpose  # shift each window by a random interval (training only)
         self._ends = np.cumsum([song.n_steps for song in songs])
 
     @property
@@ -155,7 +157,10 @@ class WindowSampler:
         windows = []
         for pick, index in zip(picks, song_index):
             song = self.songs[index]
-            windows.append(self.window(song, int(pick - (self._ends[index] - song.n_steps))))
+            window = self.window(song, int(pick - (self._ends[index] - song.n_steps)))
+            if self.transpose:
+                transpose(window[0], window[1], random_shift(rng))
+            windows.append(window)
         batch = {"inputs": np.stack([w[0] for w in windows]), "real": np.stack([w[2] for w in windows])}
         for name in windows[0][1]:
             batch[name] = np.stack([w[1][name] for w in windows])

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.conductor.contract import (
-    BIN_FRAMES, CONTEXT_STEPS, LOOKAHEAD_FRAMES, NOMINAL_DEVICE_LATENCY_S, PERIOD_FRAMES, ROLES, STEP_FRAMES,
+    BIN_FRAMES, FRAME_S, CONTEXT_STEPS, LOOKAHEAD_FRAMES, NOMINAL_DEVICE_LATENCY_S, PERIOD_FRAMES, ROLES, STEP_FRAMES,
     unscale_loudness,
 )
 from engine.conductor.inputs import VOICING_THRESHOLD, song_inputs
@@ -235,6 +235,17 @@ def score_drums(tally: Tally, recording: Recording, tracks: RoleTracks) -> None:
                                        onset_times(tracks.onset["drums"][:n]))
 
 
+def _write_song_roll(folder: Path, song_id: str, recording: Recording, tracks: RoleTracks, seconds: float = 30.0) -> None:
+    """The first `seconds` of a song as a piano roll, the true bass and counter-line beneath."""
+    from gui.roll import leader_pitch, roll_from_parts, write_roll
+
+    n = min(len(recording.frames), int(seconds / FRAME_S))
+    pitches, onsets = roll_from_parts(recording.parts[:n], ROLES)
+    truth = {role: np.where(tracks.pitch[role][:n, None] >= 0, tracks.pitch[role][:n, None], np.nan) for role in ("bass", "counter")}
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in song_id)
+    write_roll(folder / f"{name}.png", FRAME_S, leader_pitch(recording.frames[:n]), pitches, onsets, song_id, truth)
+
+
 def loudness_fits(songs: list[SongData]) -> dict[str, tuple[float, float, float]]:
     """Per role, from the training songs: (slope, offset) of the role's loudness on the leader's
     (least squares, the scaled-copy baseline) and the role's mean loudness (dB)."""
@@ -308,10 +319,7 @@ def evaluate(model: Path, cache_dir: Path, base: TuttiConfig, *, baseline_run: P
         songs_report.append({"song_id": record["song_id"], "generated": bool(record.get("generated")),
                              "seconds": len(audio) / config.engine.sample_rate_hz, "engine_wall_s": recording.wall_s})
         if rolls_dir is not None:
-            from training.conductor.roll import plot_roll
-
-            plot_roll(recording.parts, recording.frames, rolls_dir / (record["song_id"].replace("/", "_").replace("#", "_") + ".png"),
-                      title=record["song_id"], truth=tracks)
+            _write_song_roll(rolls_dir, record["song_id"], recording, tracks)
     c = composed
     report = {
         "kind": REPORT_KIND, "model": str(model), "split": split, "songs": songs_report,
