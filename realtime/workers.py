@@ -45,6 +45,12 @@ class TaskWorkers:
         bus = scheduler.bus
         task = scheduler.tasks[index]
         done = -1
+        warm_up = getattr(task, "warm_up", None)
+        if warm_up is not None:  # a model task opens its session in the thread that runs it, before the take
+            try:
+                warm_up()
+            except Exception as err:  # noqa: BLE001 (reported like a failed call)
+                self.errors.append(f"task {task.name} could not warm up: {err}")
         while not self._stop.wait(POLL_S):
             trigger = int(bus.state[index, REQUESTED_TRIGGER])
             if trigger <= done:

@@ -200,3 +200,22 @@ def test_transposition_moves_pitches_and_leaves_time_and_loudness() -> None:
     assert set(shifted["counter_note"].ravel()) == {69 + 4 - 43}
     assert shifted["harmony_pitch_classes"][0, 0].nonzero()[0].tolist() == [1, 9]  # F, A -> A, C#
     assert np.array_equal(shifted["bass_loudness"], targets["bass_loudness"])
+
+
+def test_notes_start_on_the_beat_grid_of_a_confident_tempo() -> None:
+    from engine.conductor.plans import GRID_LEAD_FRAMES, START_OFFSET, grid_starts
+
+    trigger = 1000
+    offset = trigger - 1 - GRID_LEAD_FRAMES - (1018 - 62.5)  # a half-beat grid point at plan frame 1018
+    estimate = np.array([120.0, 0.9, 0.0, 0.0, 0.5, 125.0, offset])
+    starts = grid_starts(estimate, trigger)
+    assert starts.tolist() == [START_OFFSET, 1018 - (trigger + LOOKAHEAD_FRAMES + BIN_FRAMES), START_OFFSET, START_OFFSET]
+    estimate[1] = 0.1
+    assert grid_starts(estimate, trigger) is None  # no confident tempo: bin middles
+    planner = LinePlanner("bass")
+    plan = np.zeros((HORIZON_FRAMES, 4, 4))
+    bins = _bins(43, 0.1, -20.0)
+    bins[0] = _bins(None, 0.1, -20.0)[0]  # a rest, then a note predicted to start in the second bin
+    bins[1, SLICES["bass_onset"]] = 3.0
+    planner.plan(bins, plan, silent=False, starts_at=np.array([5, 3, 5, 5]))
+    assert np.nonzero(plan[:, PART_ONSET, 0])[0].tolist() == [BIN_FRAMES + 3]

@@ -32,9 +32,11 @@ def input_slices() -> dict[str, slice]:
 _TEMPO_KEY = TempoKeyTask()
 
 
-def step_row(step_frames: np.ndarray, tempo_window: np.ndarray, out: np.ndarray) -> None:
+def step_row(step_frames: np.ndarray, tempo_window: np.ndarray, out: np.ndarray,
+             estimate: np.ndarray | None = None) -> None:
     """The input row of one step: its frames [STEP_FRAMES, 16] and the TEMPO_WINDOW_FRAMES frames
-    ending with it (for tempo, beat and key), into out [N_INPUTS]."""
+    ending with it (for tempo, beat and key), into out [N_INPUTS]; the tempo/key task's vector
+    for the step's end into `estimate` [7] when given."""
     out[:] = 0.0
     voiced = np.nonzero(step_frames[:, VOICING] >= VOICING_THRESHOLD)[0]
     if voiced.size:
@@ -45,7 +47,7 @@ def step_row(step_frames: np.ndarray, tempo_window: np.ndarray, out: np.ndarray)
     out[14] = np.clip(scale_loudness(step_frames[:, LOUDNESS].max()), -3.0, 3.0)
     out[15] = np.log10(max(step_frames[:, ONSET].max(), 0.0) + 1e-4) + 4.0
     out[16:28] = step_frames[:, CHROMA].mean(axis=0)
-    estimate = np.zeros(TempoKeyTask.result_size)
+    estimate = np.zeros(TempoKeyTask.result_size) if estimate is None else estimate
     _TEMPO_KEY.compute(tempo_window, estimate)
     tempo_bpm, tempo_confidence, tonic, mode, key_confidence, period, offset = estimate
     if tempo_bpm > 0.0 and period > 0.0:
@@ -86,7 +88,9 @@ class StepInputs:
     def __init__(self) -> None:
         self._ends = np.full(CONTEXT_STEPS, -1, dtype=np.int64)
         self._rows = np.zeros((CONTEXT_STEPS, N_INPUTS))
+        self._estimates = np.zeros((CONTEXT_STEPS, TempoKeyTask.result_size))
         self.context = np.zeros((CONTEXT_STEPS, N_INPUTS), dtype=np.float32)
+        self.estimate = np.zeros(TempoKeyTask.result_size)  # the tempo/key vector at the last trigger
 
     def at(self, frames: np.ndarray, trigger: int) -> np.ndarray:
         """Rows [CONTEXT_STEPS, N_INPUTS] (oldest first) of the steps ending at trigger,
@@ -98,12 +102,15 @@ class StepInputs:
             slot = (end // STEP_FRAMES) % CONTEXT_STEPS
             if end <= 0:
                 self.context[position] = 0.0
+                self.estimate[:] = 0.0
                 continue
             if self._ends[slot] != end:
                 local = n - (trigger - end)
-                step_row(frames[local - STEP_FRAMES:local], _tempo_window(frames, local), self._rows[slot])
+                step_row(frames[local - STEP_FRAMES:local], _tempo_window(frames, local), self._rows[slot],
+                         self._estimates[slot])
                 self._ends[slot] = end
             self.context[position] = self._rows[slot]
+            self.estimate[:] = self._estimates[slot]
         return self.context
 
     def reset(self) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.conductor.contract import (
-    BIN_FRAMES, HORIZON_BINS, NOTE_RANGES, PERIOD_FRAMES, n_note_classes, output_slices, unscale_loudness,
+    BIN_FRAMES, HORIZON_BINS, LOOKAHEAD_FRAMES, NOTE_RANGES, PERIOD_FRAMES, n_note_classes, output_slices,
+    unscale_loudness,
 )
 from engine.parts import MAX_NOTES, PART_ACTIVE, PART_F0, PART_LOUDNESS, PART_ONSET, SILENT_DB
 
@@ -26,6 +27,8 @@ LOUDNESS_SMOOTHING = 0.25  # per frame: ~12 ms to follow a new bin's level
 DRUM_HIT_FRAMES = 3
 DRUM_PITCH = 36            # a drum-playing voice sounds this MIDI note (GM kick)
 START_OFFSET = BIN_FRAMES // 2
+GRID_LEAD_FRAMES = 5       # the analysis's onset peak trails the sound by ~20 ms (eval: beat-grid asynchrony)
+GRID_MIN_CONFIDENCE = 0.3
 _SLICES = output_slices()
 
 
@@ -64,8 +67,9 @@ class RolePlanner:
         value = float(unscale_loudness(bin_values[_SLICES[f"{self.role}_loudness"]][0]))
         return float(np.clip(np.nan_to_num(value, nan=LOUDNESS_RANGE_DB[0]), *LOUDNESS_RANGE_DB))
 
-    def plan(self, bins: np.ndarray, plan: np.ndarray, silent: bool) -> None:
-        """Fill plan [HORIZON_FRAMES, 4, MAX_NOTES] from bins [HORIZON_BINS, OUTPUT_WIDTH]."""
+    def plan(self, bins: np.ndarray, plan: np.ndarray, silent: bool, starts_at: np.ndarray | None = None) -> None:
+        """Fill plan [HORIZON_FRAMES, 4, MAX_NOTES] from bins [HORIZON_BINS, OUTPUT_WIDTH]; a note
+        that starts in bin h starts at frame starts_at[h] of the bin (default: its middle)."""
         plan[:] = 0.0
         plan[:, PART_LOUDNESS] = SILENT_DB
         notes, since, level = self.notes, self.since_onset, self.loudness_db
@@ -81,7 +85,7 @@ class RolePlanner:
                 frame = h * BIN_FRAMES + j
                 if frame == PERIOD_FRAMES:
                     saved = (notes, since, level)
-                if j == START_OFFSET and (starts or chosen != notes):
+                if j == (START_OFFSET if starts_at is None else starts_at[h]) and (starts or chosen != notes):
                     notes, since = chosen, 0
                     if notes:
                         plan[frame, PART_ONSET, : len(notes)] = 1.0
@@ -104,21 +108,25 @@ class LinePlanner(RolePlanner):
         self.role = role
         self._low = NOTE_RANGES[role][0]
         self._rest = n_note_classes(role) - 1
+        self._classes = (self._low + np.arange(self._rest)) % 12
+        self._members = [np.nonzero(self._classes == c)[0] for c in range(12)]
         super().__init__()
 
     def choose(self, bin_values: np.ndarray, allow_onset: bool) -> tuple[tuple[int, ...], bool]:
         if not allow_onset:
             return self.notes, False
         probabilities = _softmax(bin_values[_SLICES[f"{self.role}_note"]])
-        best = int(np.argmax(probabilities))
-        pitched = int(np.argmax(probabilities[: self._rest]))
-        if _sigmoid(bin_values[_SLICES[f"{self.role}_onset"]])[0] > ONSET_THRESHOLD \
-                and probabilities[pitched] * PREFERENCE >= probabilities[self._rest]:
-            return (self._low + pitched,), True  # a note is predicted to start here
-        current = self.notes[0] - self._low if self.notes else self._rest
-        if probabilities[current] * PREFERENCE >= probabilities[best]:
+        rest = probabilities[self._rest]
+        by_class = np.bincount(self._classes, weights=probabilities[: self._rest], minlength=12)
+        best_class = int(np.argmax(by_class))  # the pitch class first (octaves split the mass), then its octave
+        in_class = self._members[best_class]
+        pitched = self._low + int(in_class[np.argmax(probabilities[in_class])])
+        if _sigmoid(bin_values[_SLICES[f"{self.role}_onset"]])[0] > ONSET_THRESHOLD and by_class[best_class] * PREFERENCE >= rest:
+            return (pitched,), True  # a note is predicted to start here
+        current = by_class[self.notes[0] % 12] if self.notes else rest
+        if current * PREFERENCE >= max(by_class[best_class], rest):
             return self.notes, False
-        return (() if best == self._rest else (self._low + best,)), False
+        return (() if rest > by_class[best_class] else (pitched,)), False
 
 
 class HarmonyPlanner(RolePlanner):
@@ -157,3 +165,26 @@ class DrumPlanner(RolePlanner):
 def role_planners() -> list[RolePlanner]:
     """One planner per role, in contract order."""
     return [LinePlanner("bass"), LinePlanner("counter"), HarmonyPlanner(), DrumPlanner()]
+
+
+def grid_starts(estimate: np.ndarray, trigger: int, subdivision: int = 2) -> np.ndarray | None:
+    """Where in each bin a note starts so that it sounds on the beat grid: per bin, the frame of
+    the grid point (beats and their `subdivision`) that falls inside it, else its middle; None
+    when the tempo/key estimate (its published vector at `trigger`) holds no confident tempo.
+
+    The estimate's beats are analysis frames, whose onset strength peaks GRID_LEAD_FRAMES after
+    the sound; plan frame n is heard at (n + 1) * 4 ms + latency, so the grid moves earlier by that.
+    """
+    tempo_bpm, confidence, period = estimate[0], estimate[1], estimate[5]
+    if tempo_bpm <= 0.0 or period <= 0.0 or confidence < GRID_MIN_CONFIDENCE:
+        return None
+    step = period / subdivision
+    last_beat = trigger - 1 - estimate[6] - GRID_LEAD_FRAMES
+    first_frame = trigger + LOOKAHEAD_FRAMES
+    starts = np.full(HORIZON_BINS, START_OFFSET, dtype=np.int64)
+    for h in range(HORIZON_BINS):
+        begin = first_frame + h * BIN_FRAMES
+        point = last_beat + np.ceil((begin - last_beat) / step) * step
+        if point < begin + BIN_FRAMES:
+            starts[h] = int(round(point - begin)) if point - begin < BIN_FRAMES - 0.5 else START_OFFSET
+    return starts

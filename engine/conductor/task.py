@@ -17,7 +17,7 @@ from engine.conductor.contract import (
     HISTORY_FRAMES, HORIZON_FRAMES, LOOKAHEAD_FRAMES, PERIOD_FRAMES, ROLES,
 )
 from engine.conductor.inputs import StepInputs
-from engine.conductor.plans import role_planners
+from engine.conductor.plans import grid_starts, role_planners
 from engine.models.conductor import DEFAULT_CONDUCTOR, ConductorRunner, load_conductor_info
 from engine.parts import MAX_NOTES, PART_ROWS, PlanPart, plan_size
 
@@ -65,8 +65,9 @@ class ConductorTask:
         bins = self._ensure_runner().run(context)
         silent = not np.any(context[-SILENCE_STEPS:, _VOICED_COLUMN] > 0.0) or not np.all(np.isfinite(bins))
         plans = out.reshape(len(ROLES), HORIZON_FRAMES, PART_ROWS, MAX_NOTES)
+        starts = grid_starts(self._inputs.estimate, trigger)
         for planner, plan in zip(self._planners, plans):
-            planner.plan(np.nan_to_num(bins), plan, silent)
+            planner.plan(np.nan_to_num(bins), plan, silent, starts)
 
     def reset(self) -> None:
         self._inputs.reset()
