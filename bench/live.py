@@ -10,7 +10,7 @@ Callback p99 is given as wall time and as the callback thread's CPU time. Target
 xruns at most 1.5 x floor + 5, and, with 12 synth instances, callback p99 at most 50% of the
 block. Run it on an idle machine: anything else running shows up as xruns.
 
-`python bench/live.py [--seconds 15] [--pairs 3] [--blocks 128 256] [--voices 6 12] [--loads none gui4 gui8 tasks] [--midi]`
+`python bench/live.py [--seconds 15] [--pairs 3] [--blocks 128 256] [--voices 6 12] [--loads none gui4 gui8 tasks] [--midi] [--conductor]`
 """
 
 from __future__ import annotations
@@ -38,11 +38,16 @@ KINDS = ("reference:plucked-bass", "reference:organ", "reference:bowed-strings")
 INTERVALS = (-12, -5, 4, 7, -24, 12, -17, 16, 19, -8, 3, 9)
 
 
-def config_with_voices(n_voices: int, block: int, midi: bool = False):
-    """The shipped config with exactly `n_voices` reference voices (MIDI's virtual port on or off)."""
+ROLES = ("bass", "harmony", "counter")  # with --conductor, the first three voices play these
+
+
+def config_with_voices(n_voices: int, block: int, midi: bool = False, conductor: bool = False):
+    """The shipped config with exactly `n_voices` reference voices (MIDI's virtual port on or off);
+    with `conductor`, the first three play the shipped conductor's roles (its MIDI out on too)."""
     base = load_config(sets=[f"engine.block_samples={block}", f"midi.virtual_port={str(midi).lower()}"])
     voices = tuple(
-        (f"v{i}", VoiceConfig(kind=KINDS[i % 3], interval_semitones=INTERVALS[i % len(INTERVALS)], gain_db=-14.0))
+        (f"v{i}", VoiceConfig(kind=KINDS[i % 3], interval_semitones=INTERVALS[i % len(INTERVALS)], gain_db=-14.0,
+                              role=ROLES[i] if conductor and i < len(ROLES) else ""))
         for i in range(n_voices)
     )
     return dataclasses.replace(base, voices=voices)
@@ -69,13 +74,13 @@ def passthrough(block: int, seconds: float) -> dict:
     return telemetry.snapshot()
 
 
-def tutti(block: int, n_voices: int, seconds: float, load: str, midi: bool = False) -> dict:
+def tutti(block: int, n_voices: int, seconds: float, load: str, midi: bool = False, conductor: bool = False) -> dict:
     """Telemetry of a recorded live take with `load` running in the control process."""
     import sounddevice as sd
 
     if not sd._initialized:
         sd._initialize()  # to resolve the device; the session leaves the graph again
-    config = config_with_voices(n_voices, block, midi)
+    config = config_with_voices(n_voices, block, midi, conductor)
     with tempfile.TemporaryDirectory() as tmp, LoadThreads(load):
         options = LiveOptions(input_file=DEMO_PATH, loop=True, duration_s=seconds,
                               record_dir=Path(tmp) / "take", print_telemetry=False)
@@ -94,10 +99,10 @@ def _passthrough_in_own_process(block: int, seconds: float) -> dict:
         return pool.apply(passthrough, (block, seconds))
 
 
-def measure_pair(block: int, n_voices: int, seconds: float, load: str, midi: bool) -> tuple[dict, dict]:
+def measure_pair(block: int, n_voices: int, seconds: float, load: str, midi: bool, conductor: bool) -> tuple[dict, dict]:
     with LoadProcess(load):
         floor = _passthrough_in_own_process(block, seconds)
-    return floor, tutti(block, n_voices, seconds, load, midi)
+    return floor, tutti(block, n_voices, seconds, load, midi, conductor)
 
 
 def _median(rows: list[dict], key: str) -> float:
@@ -127,6 +132,8 @@ def main() -> None:
     parser.add_argument("--loads", nargs="+", default=list(LOADS), choices=LOADS)
     parser.add_argument("--midi", action="store_true",
                         help="keep the default MIDI config (a virtual JACK MIDI input in the control process)")
+    parser.add_argument("--conductor", action="store_true",
+                        help="the first three voices play the shipped conductor's roles (its task and MIDI out run)")
     args = parser.parse_args()
     print("| block | voices | load in control | floor xruns | xruns | callbacks | p50 ms | p99 ms (of block) "
           "| p99 thread CPU ms | deadline misses | target |")
@@ -135,9 +142,10 @@ def main() -> None:
         with private_jack_server(block):
             for load in args.loads:
                 for n_voices in args.voices:
-                    pairs = [measure_pair(block, n_voices, args.seconds, load, args.midi) for _ in range(args.pairs)]
+                    pairs = [measure_pair(block, n_voices, args.seconds, load, args.midi, args.conductor)
+                             for _ in range(args.pairs)]
                     floors, rows = [p[0] for p in pairs], [p[1] for p in pairs]
-                    label = f"{load} + MIDI" if args.midi else load
+                    label = load + (" + MIDI" if args.midi else "") + (" + conductor" if args.conductor else "")
                     print(row_text(block, n_voices, label, floors, rows), flush=True)
 
 

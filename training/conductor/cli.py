@@ -25,6 +25,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     from engine.safe_files import atomic_write_text
     from training.conductor.dataset import WindowSampler
+    from training.conductor.model import BASELINE_MODEL, ModelConfig
     from training.conductor.train import RunConfig, TrainConfig, train
 
     torch.set_num_threads(args.threads)
@@ -40,7 +41,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if args.fresh:
             for name in ("last.pt", "best.pt"):
                 (run_dir / name).unlink(missing_ok=True)
-        config = RunConfig(kind=kind, train=TrainConfig(max_steps=args.steps, max_minutes=args.minutes))
+        model = BASELINE_MODEL if kind == "baseline" else ModelConfig()
+        config = RunConfig(kind=kind, model=model, train=TrainConfig(max_steps=args.steps, max_minutes=args.minutes))
         result = train(config, sampler, val_sampler, run_dir)
         summary = result | {"kind": kind, "train_songs": [s.song_id for s in train_songs], "config": config.to_dict()}
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1, default=float) + "\n")
@@ -79,7 +81,7 @@ def add_conductor_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--cache", type=Path, default=Path("corpus/features"), metavar="DIR", help="feature cache (prepare-data)")
     train.add_argument("--kind", choices=(*KINDS, "both"), default="both", help="which model to train")
-    train.add_argument("--steps", type=int, default=4000, help="training steps of each model")
+    train.add_argument("--steps", type=int, default=6000, help="training steps of each model")
     train.add_argument("--minutes", type=float, default=0.0, help="stop (checkpointed) after this many minutes per model; 0: no limit")
     train.add_argument("--run-dir", type=Path, default=None, help="checkpoint folder (default checkpoints/conductor)")
     train.add_argument("--fresh", action="store_true", help="start over instead of resuming")

@@ -28,10 +28,10 @@ LOUDNESS_INPUT = sum(width for name, width in INPUT_FIELDS[: [n for n, _ in INPU
 
 @dataclass(frozen=True)
 class ModelConfig:
-    d_model: int = 96
-    layers: int = 3
+    d_model: int = 128
+    layers: int = 4
     heads: int = 4
-    feedforward: int = 192
+    feedforward: int = 256
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
@@ -125,6 +125,10 @@ class LoudnessBaseline(nn.Module):
         loudness = inputs[:, :, LOUDNESS_INPUT : LOUDNESS_INPUT + 1]
         hidden = self.norm(self.encoder(self.embed(loudness) + self.position[CONTEXT_STEPS - steps:]))
         return self.head(hidden).reshape(inputs.shape[0], steps, HORIZON_BINS, len(ROLES))
+
+
+# The baseline's width (its depth is its own, 6): the size it was first trained at.
+BASELINE_MODEL = ModelConfig(d_model=96, layers=3, heads=4, feedforward=192, dropout=0.1)
 
 
 def parameter_count(model: nn.Module) -> int:
