@@ -219,3 +219,29 @@ def test_notes_start_on_the_beat_grid_of_a_confident_tempo() -> None:
     bins[1, SLICES["bass_onset"]] = 3.0
     planner.plan(bins, plan, silent=False, starts_at=np.array([5, 3, 5, 5]))
     assert np.nonzero(plan[:, PART_ONSET, 0])[0].tolist() == [BIN_FRAMES + 3]
+
+
+def test_a_model_voice_plays_the_conductors_bass_where_the_plan_sounds(tmp_path) -> None:
+    import dataclasses
+
+    from demo.melody import DEMO_PATH
+    from engine.audio_io import read_mono
+    from engine.config import VoiceConfig, load_config
+    from engine.processor import BlockProcessor
+    from tests.voice_models import export_tiny
+
+    decoder = export_tiny(tmp_path)
+    conductor, _ = export_tiny_conductor(tmp_path)
+    base = load_config(sets=["synth.reverb=false", "midi.virtual_port=false"])
+    config = dataclasses.replace(base, voices=(("bass", VoiceConfig(kind=f"model:{decoder}/bass", role="bass")),),
+                                 conductor=dataclasses.replace(base.conductor, model=str(conductor), midi_out=False))
+    processor = BlockProcessor(config)
+    audio = read_mono(DEMO_PATH, 48000)[: 6 * 48000]
+    processor.log_parts(len(audio) // 192)
+    voices, _ = processor.render(audio, 128)
+    active = processor.part_log[:, 0, PART_ACTIVE, 0] > 0
+    energy = np.sqrt(np.mean(voices[0, : len(active) * 192].reshape(-1, 192) ** 2, axis=1))
+    assert active.sum() > 100 and (~active).sum() > 20  # the plan sounds, and rests
+    playing = energy[1:][active[:-1] & active[1:]]  # one frame for the synth's ramp
+    silent = energy[1:][~active[:-1] & ~active[1:]]
+    assert np.median(playing) > 10 * max(np.median(silent), 1e-6)

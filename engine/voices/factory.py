@@ -28,9 +28,6 @@ from engine.voices.reference import TIMBRES, ReferenceInstrument
 def build_voice(name: str, voice: VoiceConfig, config: TuttiConfig) -> Voice:
     """One voice, compiled and ready to render (call it off the audio thread)."""
     if voice.kind.startswith(MODEL_PREFIX):
-        if voice.role:
-            raise TuttiError(f"voices.{name}: a model voice follows the leader only for now; give role = "
-                             f"{voice.role!r} to a reference: kind, or remove the role")
         return build_model_voice(name, voice, config)
     if voice.kind.startswith(FAULT_PREFIX):
         try:

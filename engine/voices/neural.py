@@ -1,9 +1,10 @@
 """Model voices: a trained decoder (ONNX, engine/models/decoder.py) driving engine/synth.
 
-A `NeuralVoice` follows the leader at a fixed interval like the reference voices, but its
-timbre comes from the decoder: each control frame it writes the leader's f0 (times the
-interval; 0 when unvoiced) and loudness into its slot of a `DecoderBatch`, steps it, and hands
-the controls to its `VoiceSynth`, built at the model's training Nyquist. With `owns_batch` the
+A `NeuralVoice` follows the leader at a fixed interval like the reference voices (or, with a
+`role`, plays the first note of the conductor's plan for it), but its timbre comes from the
+decoder: each control frame it writes the f0 (0 when silent) and loudness into its slot of a
+`DecoderBatch`, steps it, and hands the controls to its `VoiceSynth`, built at the model's
+training Nyquist (a harmony role plays its lowest note: one decoder slot per voice). With `owns_batch` the
 voice steps a batch of its own (B = 1); an instrument group steps a shared batch once per frame
 for all its voices and sets `owns_batch=False` on them.
 """
@@ -17,6 +18,7 @@ import numpy as np
 from engine.errors import TuttiError
 from engine.features.frames import F0, LOUDNESS, VOICING
 from engine.models.decoder import DecoderBatch, DecoderInfo, load_decoder_info
+from engine.parts import PART_ACTIVE, PART_F0, PART_LOUDNESS, SILENT_DB, new_part_frame
 from engine.synth.voice_synth import VoiceSynth
 
 MODEL_PREFIX = "model:"
@@ -51,6 +53,7 @@ class NeuralVoice:
         interval_semitones: float,
         voicing_threshold: float,
         owns_batch: bool = True,
+        part=None,  # noqa: ANN001 (a part source: the conductor's plan for a role; None: the interval rule)
     ) -> None:
         info = batch.info
         if synth.harmonic.n_harmonics != info.n_harmonics or synth.noise.n_bands != info.n_noise_bands:
@@ -65,7 +68,21 @@ class NeuralVoice:
         self._amplitudes = np.zeros(info.n_harmonics)
         self._noise = np.zeros(info.n_noise_bands)
         self._f0_hz = 0.0
+        self.part = part
+        self._part_frame = new_part_frame()
+        self._clock = np.zeros(1, dtype=np.int64)
         batch.instrument[slot] = instrument
+
+    def attach(self, bus, tasks: list, clock: np.ndarray) -> None:  # noqa: ANN001 (ControlBus)
+        """A voice playing a role reads frame numbers from `clock` and its plans from `bus`."""
+        self._clock = clock
+        if self.part is not None:
+            self.part.attach(bus, tasks)
+
+    @property
+    def part_frame(self) -> np.ndarray | None:
+        """The part frame a role voice plays now (its first note sounds); None on the interval rule."""
+        return self._part_frame if self.part is not None else None
 
     @property
     def sounding_f0_hz(self) -> float:
@@ -74,6 +91,13 @@ class NeuralVoice:
 
     def prepare(self, frame: np.ndarray) -> None:
         """Write this frame's inputs into the batch slot (a group calls this, then steps once)."""
+        if self.part is not None:
+            part = self._part_frame
+            self.part.fill(frame, int(self._clock[0]), part)
+            self._f0_hz = part[PART_F0, 0] if part[PART_ACTIVE, 0] > 0.0 else 0.0
+            self.batch.f0_hz[self.slot] = self._f0_hz
+            self.batch.loudness_db[self.slot] = part[PART_LOUDNESS, 0] if self._f0_hz > 0.0 else SILENT_DB
+            return
         voiced = frame[F0] > 0.0 and frame[VOICING] >= self._threshold
         self._f0_hz = frame[F0] * self._ratio if voiced else 0.0
         self.batch.f0_hz[self.slot] = self._f0_hz
@@ -95,6 +119,8 @@ class NeuralVoice:
         self._synth.render(out, offset, count)
 
     def reset(self) -> None:
+        if self.part is not None:
+            self.part.reset()
         self.batch.reset(self.slot)
         self._f0_hz = 0.0
         self._synth.reset()
@@ -124,6 +150,11 @@ def build_model_voice(name: str, voice, config) -> NeuralVoice:
     synth = model_synth(
         info, sample_rate_hz, frame_samples(sample_rate_hz), seed=zlib.crc32(name.encode()),
     )
+    part = None
+    if voice.role:
+        from engine.conductor.task import role_part
+
+        part = role_part(voice.role)
     return NeuralVoice(name, DecoderBatch(info, 1), 0, instrument, synth,
                        interval_semitones=voice.interval_semitones,
-                       voicing_threshold=config.analysis.voicing_threshold)
+                       voicing_threshold=config.analysis.voicing_threshold, part=part)
