@@ -19,9 +19,11 @@ from engine.conductor.contract import (
 )
 from engine.parts import MAX_NOTES, PART_ACTIVE, PART_F0, PART_LOUDNESS, PART_ONSET, SILENT_DB
 
-ONSET_THRESHOLD = 0.5
-PREFERENCE = 2.0          # a new note must be this many times likelier than the one sounding
+ONSET_THRESHOLD = 0.5       # these four were chosen on the val split (eval conductor --split val)
+PREFERENCE = 1.3          # a new note must be this many times likelier than the one sounding
 MIN_NOTE_BINS = 2         # 80 ms: the shortest note a planner starts
+REST_PREFERENCE = 4.0     # a line rests only where the rest is this many times likelier than its best pitch class
+HARMONY_THRESHOLD = 0.35  # the harmony sounds the pitch classes at least this likely
 LOUDNESS_RANGE_DB = (-80.0, -6.0)
 LOUDNESS_SMOOTHING = 0.25  # per frame: ~12 ms to follow a new bin's level
 DRUM_HIT_FRAMES = 3
@@ -126,7 +128,7 @@ class LinePlanner(RolePlanner):
         current = by_class[self.notes[0] % 12] if self.notes else rest
         if current * PREFERENCE >= max(by_class[best_class], rest):
             return self.notes, False
-        return (() if rest > by_class[best_class] else (pitched,)), False
+        return (() if rest > REST_PREFERENCE * by_class[best_class] else (pitched,)), False
 
 
 class HarmonyPlanner(RolePlanner):
@@ -137,7 +139,7 @@ class HarmonyPlanner(RolePlanner):
     def choose(self, bin_values: np.ndarray, allow_onset: bool) -> tuple[tuple[int, ...], bool]:
         probabilities = _sigmoid(bin_values[_SLICES["harmony_pitch_classes"]])
         register = 60.0 + 12.0 * float(np.clip(bin_values[_SLICES["harmony_register"]][0], -2.0, 2.0))
-        classes = [int(c) for c in np.argsort(-probabilities)[:MAX_NOTES] if probabilities[c] > 0.5]
+        classes = [int(c) for c in np.argsort(-probabilities)[:MAX_NOTES] if probabilities[c] > HARMONY_THRESHOLD]
         chord = tuple(sorted(int(register + ((c - register + 6.0) % 12.0) - 6.0 + 0.5) for c in classes))
         onset = bool(_sigmoid(bin_values[_SLICES["harmony_onset"]])[0] > ONSET_THRESHOLD) and allow_onset
         current = {n % 12 for n in self.notes}
