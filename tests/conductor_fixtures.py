@@ -45,7 +45,8 @@ def tiny_conductor(seed: int = 0) -> Conductor:
 def export_tiny_conductor(folder: Path, seed: int = 0) -> tuple[Path, Conductor]:
     model = tiny_conductor(seed)
     path = folder / "conductor.onnx"
-    export_conductor(model, path, config={"model": TINY.to_dict()}, training={"steps": 0}, force=True)
+    export_conductor(model, path, config={"model": TINY.to_dict()}, training={"steps": 0}, leader_loudness_db=-30.0,
+                     force=True)
     return path, model
 
 

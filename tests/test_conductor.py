@@ -245,3 +245,21 @@ def test_a_model_voice_plays_the_conductors_bass_where_the_plan_sounds(tmp_path)
     playing = energy[1:][active[:-1] & active[1:]]  # one frame for the synth's ramp
     silent = energy[1:][~active[:-1] & ~active[1:]]
     assert np.median(playing) > 10 * max(np.median(silent), 1e-6)
+
+
+def test_the_followers_level_moves_with_the_players(tmp_path) -> None:
+    path, _ = export_tiny_conductor(tmp_path)  # trained leaders at -30 dB
+    task = ConductorTask(path)
+    context = np.zeros((CONTEXT_STEPS, N_INPUTS), dtype=np.float32)
+    context[-20:, 1] = 1.0
+    context[-20:, 14] = scale_loudness(-18.0)
+    assert abs(task._level_offset(context) - 12.0) < 1e-5  # 12 dB louder than the training leaders
+    context[-20:, 14] = scale_loudness(-95.0)
+    assert task._level_offset(context) == -30.0  # bounded
+    assert task._level_offset(np.zeros_like(context)) == 0.0  # nobody playing: no shift
+    bins = _bins(43, 0.9, -20.0)
+    plans = [np.zeros((HORIZON_FRAMES, 4, 4)) for _ in range(2)]
+    for plan, offset in zip(plans, (0.0, 12.0)):
+        LinePlanner("bass").plan(bins, plan, silent=False, offset_db=offset)
+    sounding = plans[0][:, PART_ACTIVE, 0] > 0
+    assert np.allclose(plans[1][sounding, PART_LOUDNESS, 0] - plans[0][sounding, PART_LOUDNESS, 0], 12.0)

@@ -65,13 +65,15 @@ class RolePlanner:
         """(the notes this bin plays, whether they start anew) from one bin's outputs."""
         raise NotImplementedError
 
-    def loudness_of(self, bin_values: np.ndarray) -> float:
-        value = float(unscale_loudness(bin_values[_SLICES[f"{self.role}_loudness"]][0]))
+    def loudness_of(self, bin_values: np.ndarray, offset_db: float = 0.0) -> float:
+        value = float(unscale_loudness(bin_values[_SLICES[f"{self.role}_loudness"]][0])) + offset_db
         return float(np.clip(np.nan_to_num(value, nan=LOUDNESS_RANGE_DB[0]), *LOUDNESS_RANGE_DB))
 
-    def plan(self, bins: np.ndarray, plan: np.ndarray, silent: bool, starts_at: np.ndarray | None = None) -> None:
+    def plan(self, bins: np.ndarray, plan: np.ndarray, silent: bool, starts_at: np.ndarray | None = None,
+             offset_db: float = 0.0) -> None:
         """Fill plan [HORIZON_FRAMES, 4, MAX_NOTES] from bins [HORIZON_BINS, OUTPUT_WIDTH]; a note
-        that starts in bin h starts at frame starts_at[h] of the bin (default: its middle)."""
+        that starts in bin h starts at frame starts_at[h] of the bin (default: its middle); the
+        predicted loudness is moved by `offset_db` (the player's level against the training's)."""
         plan[:] = 0.0
         plan[:, PART_LOUDNESS] = SILENT_DB
         notes, since, level = self.notes, self.since_onset, self.loudness_db
@@ -82,7 +84,7 @@ class RolePlanner:
             else:
                 self.notes = notes  # choose() weighs the bin against what sounds now
                 chosen, starts = self.choose(bins[h], since + START_OFFSET >= MIN_NOTE_BINS * BIN_FRAMES)
-            target = self.loudness_of(bins[h])
+            target = self.loudness_of(bins[h], offset_db)
             for j in range(BIN_FRAMES):
                 frame = h * BIN_FRAMES + j
                 if frame == PERIOD_FRAMES:

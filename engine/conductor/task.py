@@ -2,7 +2,8 @@
 
 Its published vector is len(ROLES) plans of HORIZON_FRAMES part frames (engine/parts.py), role
 after role; a voice with `role = "bass"` plays the bass plan through a `PlanPart` at that
-role's offset. Live it runs on its own worker thread in the control process; offline the
+role's offset. The model's loudness is relative to the level its training leaders played at, so
+the followers move with the player's level (the microphone's gain) rather than a fixed one. Live it runs on its own worker thread in the control process; offline the
 scheduler runs it at the trigger, so `perform` and `live` plan the same notes. A leader
 silent for SILENCE_STEPS makes every role rest; a prediction that is not finite is dropped.
 """
@@ -14,16 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from engine.conductor.contract import (
-    HISTORY_FRAMES, HORIZON_FRAMES, LOOKAHEAD_FRAMES, PERIOD_FRAMES, ROLES,
+    HISTORY_FRAMES, HORIZON_FRAMES, LOOKAHEAD_FRAMES, PERIOD_FRAMES, ROLES, unscale_loudness,
 )
-from engine.conductor.inputs import StepInputs
+from engine.conductor.inputs import StepInputs, input_slices
 from engine.conductor.plans import grid_starts, role_planners
 from engine.models.conductor import DEFAULT_CONDUCTOR, ConductorRunner, load_conductor_info
 from engine.parts import MAX_NOTES, PART_ROWS, PlanPart, plan_size
 
 TASK_NAME = "conductor"
 SILENCE_STEPS = 50   # 2 s without a voiced leader step: the followers rest
-_VOICED_COLUMN = 1   # engine/conductor/inputs.py: the voiced share of a step
+_VOICED_COLUMN = input_slices()["voiced"].start
+_LOUDNESS_COLUMN = input_slices()["loudness"].start
+LEVEL_RANGE_DB = 30.0
 
 
 def conductor_model_path(model: str) -> Path:
@@ -66,8 +69,18 @@ class ConductorTask:
         silent = not np.any(context[-SILENCE_STEPS:, _VOICED_COLUMN] > 0.0) or not np.all(np.isfinite(bins))
         plans = out.reshape(len(ROLES), HORIZON_FRAMES, PART_ROWS, MAX_NOTES)
         starts = grid_starts(self._inputs.estimate, trigger)
+        offset = self._level_offset(context)
         for planner, plan in zip(self._planners, plans):
-            planner.plan(np.nan_to_num(bins), plan, silent, starts)
+            planner.plan(np.nan_to_num(bins), plan, silent, starts, offset)
+
+    def _level_offset(self, context: np.ndarray) -> float:
+        """dB the player's level (the context's voiced steps) lies above the training leaders':
+        the followers play that much louder, so the ensemble follows the microphone's gain."""
+        voiced = context[:, _VOICED_COLUMN] > 0.5
+        if not voiced.any():
+            return 0.0
+        level = float(np.mean(unscale_loudness(context[voiced, _LOUDNESS_COLUMN])))
+        return float(np.clip(level - self.info.leader_loudness_db, -LEVEL_RANGE_DB, LEVEL_RANGE_DB))
 
     def reset(self) -> None:
         self._inputs.reset()

@@ -44,6 +44,7 @@ def engine_contract() -> dict[str, Any]:
 class ConductorInfo:
     onnx_path: Path
     sidecar: dict[str, Any]
+    leader_loudness_db: float  # the training leaders' mean level: the followers' levels are relative to it
 
 
 def load_conductor_info(onnx_path: Path) -> ConductorInfo:
@@ -54,8 +55,11 @@ def load_conductor_info(onnx_path: Path) -> ConductorInfo:
         have = sidecar.get(key)
         require(have == wanted, onnx_path, f"it was trained with {key} = {have!r}, the engine expects {wanted!r}; "
                 "retrain it (launch.py train-conductor)")
+    level = sidecar.get("leader_loudness_db")
+    require(isinstance(level, (int, float)) and -100.0 < level < 0.0, onnx_path,
+            f"its sidecar's leader_loudness_db is {level!r}, not a level in dB; re-export it")
     check_sha256(onnx_path, sidecar)
-    return ConductorInfo(onnx_path, sidecar)
+    return ConductorInfo(onnx_path, sidecar, float(level))
 
 
 class ConductorRunner:

@@ -50,10 +50,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"trained {kind}: {result['steps']} steps ({result['stopped']}), best validation loss "
               f"{result['best_val_loss']:.4f}, {result['seconds_per_step']:.2f} s/step; files in {run_dir}")
     if args.export is not None:
-        _export(args, (args.run_dir or CHECKPOINTS / "conductor") / "conductor")
+        from training.conductor.dataset import mean_leader_loudness
+
+        _export(args, (args.run_dir or CHECKPOINTS / "conductor") / "conductor", mean_leader_loudness(train_songs))
 
 
-def _export(args: argparse.Namespace, run_dir: Path) -> None:
+def _export(args: argparse.Namespace, run_dir: Path, leader_loudness_db: float) -> None:
     from training.conductor.export import export_conductor
     from training.conductor.train import load_model
 
@@ -64,7 +66,8 @@ def _export(args: argparse.Namespace, run_dir: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
     training = {"steps": int(saved.get("step", 0)), "val_loss": float(saved.get("val_loss", float("nan"))),
                 "hours": summary.get("hours"), "songs": len(summary.get("train_songs", []))}
-    sidecar = export_conductor(model, args.export, config=config.to_dict(), training=training, force=args.force)
+    sidecar = export_conductor(model, args.export, config=config.to_dict(), training=training,
+                               leader_loudness_db=leader_loudness_db, force=args.force)
     print(f"exported {args.export} ({sidecar['onnx_bytes'] / 1024:.0f} KiB, {sidecar['parameters']} parameters) "
           f"and {args.export.with_suffix('.json').name}")
 

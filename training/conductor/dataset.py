@@ -121,6 +121,18 @@ def load_songs(cache_dir: Path, split: str, workers: int = 1) -> list[SongData]:
         return list(pool.map(_cached_song, jobs, chunksize=4))
 
 
+def mean_leader_loudness(songs: list[SongData]) -> float:
+    """The leaders' mean level over their voiced steps (the step's peak loudness, dB)."""
+    from engine.conductor.contract import unscale_loudness
+    from engine.conductor.inputs import input_slices
+
+    slices = input_slices()
+    levels = [unscale_loudness(song.inputs[song.inputs[:, slices["voiced"].start] > 0.5, slices["loudness"].start])
+              for song in songs]
+    levels = np.concatenate(levels) if levels else np.zeros(0)
+    return float(levels.mean()) if len(levels) else -30.0
+
+
 class WindowSampler:
     """Windows of CONTEXT_STEPS consecutive steps ending at a uniformly drawn step of any song."""
 

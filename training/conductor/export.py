@@ -33,8 +33,9 @@ def onnx_bytes(model: Conductor) -> bytes:
 
 
 def export_conductor(model: Conductor, path: Path, *, config: dict[str, Any], training: dict[str, Any],
-                     metrics: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
-    """Write `path` (.onnx) and its sidecar (.json) atomically; returns the sidecar."""
+                     leader_loudness_db: float, metrics: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
+    """Write `path` (.onnx) and its sidecar (.json) atomically; returns the sidecar.
+    `leader_loudness_db`: the training leaders' mean level (voiced steps' peak loudness)."""
     path = Path(path)
     claim_model_path(path, force, contract.MODEL_KIND, "train-conductor")
     data = onnx_bytes(model.eval())
@@ -47,6 +48,7 @@ def export_conductor(model: Conductor, path: Path, *, config: dict[str, Any], tr
         **engine_contract(),
         "period_frames": contract.PERIOD_FRAMES,
         "nominal_device_latency_s": contract.NOMINAL_DEVICE_LATENCY_S,
+        "leader_loudness_db": float(leader_loudness_db),
         "inputs": {INPUT_NAME: [1, contract.CONTEXT_STEPS, N_INPUTS]},
         "outputs": {OUTPUT_NAME: [1, contract.HORIZON_BINS, contract.OUTPUT_WIDTH]},
         "opset": OPSET,
