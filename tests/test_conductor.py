@@ -253,7 +253,9 @@ def test_the_followers_level_moves_with_the_players(tmp_path) -> None:
     context = np.zeros((CONTEXT_STEPS, N_INPUTS), dtype=np.float32)
     context[-20:, 1] = 1.0
     context[-20:, 14] = scale_loudness(-18.0)
-    assert abs(task._level_offset(context) - 12.0) < 1e-5  # 12 dB louder than the training leaders
+    assert abs(task._level_offset(context) - 2.0) < 1e-5  # 12 dB louder than the training leaders: 2 beyond their range
+    context[-20:, 14] = scale_loudness(-36.0)
+    assert task._level_offset(context) == 0.0  # within the training leaders' range: as trained
     context[-20:, 14] = scale_loudness(-95.0)
     assert task._level_offset(context) == -30.0  # bounded
     assert task._level_offset(np.zeros_like(context)) == 0.0  # nobody playing: no shift

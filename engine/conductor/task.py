@@ -2,8 +2,8 @@
 
 Its published vector is len(ROLES) plans of HORIZON_FRAMES part frames (engine/parts.py), role
 after role; a voice with `role = "bass"` plays the bass plan through a `PlanPart` at that
-role's offset. The model's loudness is relative to the level its training leaders played at, so
-the followers move with the player's level (the microphone's gain) rather than a fixed one. Live it runs on its own worker thread in the control process; offline the
+role's offset. The followers' loudness moves with the player's level where it leaves the range
+the training leaders played in (a microphone's gain), rather than staying at the corpus's. Live it runs on its own worker thread in the control process; offline the
 scheduler runs it at the trigger, so `perform` and `live` plan the same notes. A leader
 silent for SILENCE_STEPS makes every role rest; a prediction that is not finite is dropped.
 """
@@ -26,6 +26,7 @@ TASK_NAME = "conductor"
 SILENCE_STEPS = 50   # 2 s without a voiced leader step: the followers rest
 _VOICED_COLUMN = input_slices()["voiced"].start
 _LOUDNESS_COLUMN = input_slices()["loudness"].start
+LEVEL_DEADZONE_DB = 10.0  # about the spread of the training leaders' levels (8.9 dB)
 LEVEL_RANGE_DB = 30.0
 
 
@@ -74,13 +75,17 @@ class ConductorTask:
             planner.plan(np.nan_to_num(bins), plan, silent, starts, offset)
 
     def _level_offset(self, context: np.ndarray) -> float:
-        """dB the player's level (the context's voiced steps) lies above the training leaders':
-        the followers play that much louder, so the ensemble follows the microphone's gain."""
+        """dB the player's level (the context's voiced steps) lies beyond the range the training
+        leaders played in (their mean +- LEVEL_DEADZONE_DB): the followers play that much louder or
+        softer, so the ensemble follows a microphone's gain, but not a leader's timbre within the
+        range (the corpus's leaders differ by instrument, its followers not with them)."""
         voiced = context[:, _VOICED_COLUMN] > 0.5
         if not voiced.any():
             return 0.0
         level = float(np.mean(unscale_loudness(context[voiced, _LOUDNESS_COLUMN])))
-        return float(np.clip(level - self.info.leader_loudness_db, -LEVEL_RANGE_DB, LEVEL_RANGE_DB))
+        beyond = level - self.info.leader_loudness_db
+        beyond = np.sign(beyond) * max(abs(beyond) - LEVEL_DEADZONE_DB, 0.0)
+        return float(np.clip(beyond, -LEVEL_RANGE_DB, LEVEL_RANGE_DB))
 
     def reset(self) -> None:
         self._inputs.reset()
