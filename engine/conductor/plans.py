@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.conductor.contract import (
-    BIN_FRAMES, HORIZON_BINS, LOOKAHEAD_FRAMES, NOTE_RANGES, PERIOD_FRAMES, n_note_classes, output_slices,
-    unscale_loudness,
+    BIN_FRAMES, HORIZON_BINS, LOOKAHEAD_FRAMES, LOUDNESS_CENTRE_DB, LOUDNESS_SPAN_DB, NOTE_RANGES, PERIOD_FRAMES,
+    n_note_classes, output_slices,
 )
 from engine.parts import MAX_NOTES, PART_ACTIVE, PART_F0, PART_LOUDNESS, PART_ONSET, SILENT_DB
 
@@ -32,6 +32,8 @@ START_OFFSET = BIN_FRAMES // 2
 GRID_LEAD_FRAMES = 5       # the analysis's onset peak trails the sound by ~20 ms (eval: beat-grid asynchrony)
 GRID_MIN_CONFIDENCE = 0.3
 _SLICES = output_slices()
+_DECAY = (1.0 - LOUDNESS_SMOOTHING) ** np.arange(1, BIN_FRAMES + 1)  # the smoother's memory k frames on
+assert PERIOD_FRAMES % BIN_FRAMES == 0  # a plan is replaced at a bin edge
 
 
 def midi_to_hz(midi: float) -> float:
@@ -57,6 +59,7 @@ class RolePlanner:
         self.reset()
 
     def reset(self) -> None:
+        self._loudness_index = _SLICES[f"{self.role}_loudness"].start
         self.notes: tuple[int, ...] = ()
         self.since_onset = 10 ** 6
         self.loudness_db = SILENT_DB
@@ -66,8 +69,9 @@ class RolePlanner:
         raise NotImplementedError
 
     def loudness_of(self, bin_values: np.ndarray, offset_db: float = 0.0) -> float:
-        value = float(unscale_loudness(bin_values[_SLICES[f"{self.role}_loudness"]][0])) + offset_db
-        return float(np.clip(np.nan_to_num(value, nan=LOUDNESS_RANGE_DB[0]), *LOUDNESS_RANGE_DB))
+        value = float(bin_values[self._loudness_index]) * LOUDNESS_SPAN_DB + LOUDNESS_CENTRE_DB + offset_db
+        low, high = LOUDNESS_RANGE_DB
+        return low if value != value else min(max(value, low), high)  # NaN -> the floor
 
     def plan(self, bins: np.ndarray, plan: np.ndarray, silent: bool, starts_at: np.ndarray | None = None,
              offset_db: float = 0.0) -> None:
@@ -77,32 +81,37 @@ class RolePlanner:
         plan[:] = 0.0
         plan[:, PART_LOUDNESS] = SILENT_DB
         notes, since, level = self.notes, self.since_onset, self.loudness_db
-        saved = None
+        saved = (notes, since, level)
         for h in range(HORIZON_BINS):
+            if h * BIN_FRAMES == PERIOD_FRAMES:
+                saved = (notes, since, level)  # what sounds where the next plan takes over
             if silent:
                 chosen, starts = (), False
             else:
                 self.notes = notes  # choose() weighs the bin against what sounds now
                 chosen, starts = self.choose(bins[h], since + START_OFFSET >= MIN_NOTE_BINS * BIN_FRAMES)
             target = self.loudness_of(bins[h], offset_db)
-            for j in range(BIN_FRAMES):
-                frame = h * BIN_FRAMES + j
-                if frame == PERIOD_FRAMES:
-                    saved = (notes, since, level)
-                if j == (START_OFFSET if starts_at is None else starts_at[h]) and (starts or chosen != notes):
-                    notes, since = chosen, 0
-                    if notes:
-                        plan[frame, PART_ONSET, : len(notes)] = 1.0
-                level = target if level <= SILENT_DB else level + LOUDNESS_SMOOTHING * (target - level)
-                since += 1
-                self.write_frame(plan[frame], notes, since, level)
+            levels = np.full(BIN_FRAMES, target) if level <= SILENT_DB else target + (level - target) * _DECAY
+            rows = plan[h * BIN_FRAMES : (h + 1) * BIN_FRAMES]
+            cut = BIN_FRAMES
+            if starts or chosen != notes:
+                cut = START_OFFSET if starts_at is None else int(starts_at[h])
+            self.write_frames(rows[:cut], notes, since + 1, levels[:cut])
+            if cut < BIN_FRAMES:
+                notes, since = chosen, -cut  # the frame at `cut` is the new note's first (since 1)
+                rows[cut, PART_ONSET, : len(notes)] = 1.0
+                self.write_frames(rows[cut:], notes, 1, levels[cut:])
+            since += BIN_FRAMES
+            level = float(levels[-1])
         self.notes, self.since_onset, self.loudness_db = saved
 
-    def write_frame(self, part: np.ndarray, notes: tuple[int, ...], since: int, level: float) -> None:
+    def write_frames(self, rows: np.ndarray, notes: tuple[int, ...], first_since: int, levels: np.ndarray) -> None:
+        """Frames [m, 4, MAX_NOTES] sounding `notes` at `levels`; the first is `first_since` frames
+        after the notes' onset."""
         for k, note in enumerate(notes[:MAX_NOTES]):
-            part[PART_F0, k] = midi_to_hz(note)
-            part[PART_LOUDNESS, k] = level
-            part[PART_ACTIVE, k] = 1.0
+            rows[:, PART_F0, k] = midi_to_hz(note)
+            rows[:, PART_LOUDNESS, k] = levels
+            rows[:, PART_ACTIVE, k] = 1.0
 
 
 class LinePlanner(RolePlanner):
@@ -161,9 +170,10 @@ class DrumPlanner(RolePlanner):
         hit = bool(_sigmoid(bin_values[_SLICES["drums_onset"]])[0] > ONSET_THRESHOLD) and allow_onset
         return ((DRUM_PITCH,), True) if hit else (self.notes, False)
 
-    def write_frame(self, part: np.ndarray, notes: tuple[int, ...], since: int, level: float) -> None:
-        if notes and since <= DRUM_HIT_FRAMES:
-            super().write_frame(part, notes, since, level)
+    def write_frames(self, rows: np.ndarray, notes: tuple[int, ...], first_since: int, levels: np.ndarray) -> None:
+        hit = max(0, min(len(rows), DRUM_HIT_FRAMES - first_since + 1))  # frames still within the hit
+        if notes and hit:
+            super().write_frames(rows[:hit], notes, first_since, levels[:hit])
 
 
 def role_planners() -> list[RolePlanner]:

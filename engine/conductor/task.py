@@ -71,8 +71,9 @@ class ConductorTask:
         plans = out.reshape(len(ROLES), HORIZON_FRAMES, PART_ROWS, MAX_NOTES)
         starts = grid_starts(self._inputs.estimate, trigger)
         offset = self._level_offset(context)
+        bins = np.nan_to_num(bins)
         for planner, plan in zip(self._planners, plans):
-            planner.plan(np.nan_to_num(bins), plan, silent, starts, offset)
+            planner.plan(bins, plan, silent, starts, offset)
 
     def _level_offset(self, context: np.ndarray) -> float:
         """dB the player's level (the context's voiced steps) lies beyond the range the training
