@@ -18,7 +18,6 @@ truncated or damaged file is a one-line TuttiError, never a crash.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import hnswlib
 import numpy as np
 
 from engine.errors import TuttiError
+from engine.models.sidecar import file_sha256
 from engine.retrieval import spec
 from engine.retrieval.embedding import SUMMARY_DIM
 from engine.retrieval.parts import Part, decode, encode
@@ -90,12 +90,6 @@ class SongInfo:
     source_path: str | None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _new_hnsw(capacity: int) -> hnswlib.Index:
@@ -220,7 +214,7 @@ class ChunkIndex:
         size = path.stat().st_size
         if size != recorded_bytes:
             raise TuttiError(f"{path} is truncated or damaged ({size} bytes, {recorded_bytes} recorded): rebuild the index")
-        if _sha256(path) != self._meta.get("hnsw_sha256"):
+        if file_sha256(path) != self._meta.get("hnsw_sha256"):
             raise TuttiError(f"{path} is damaged (its sha256 differs from the one recorded): rebuild the index")
         self.hnsw = hnswlib.Index(space="cosine", dim=spec.EMBEDDING_DIM)
         try:
@@ -288,7 +282,7 @@ class ChunkIndex:
         with atomic_path(self.folder / name) as temporary:
             graph.save_index(str(temporary))
         path = self.folder / name
-        meta = {"hnsw_file": name, "hnsw_bytes": str(path.stat().st_size), "hnsw_sha256": _sha256(path),
+        meta = {"hnsw_file": name, "hnsw_bytes": str(path.stat().st_size), "hnsw_sha256": file_sha256(path),
                 "hnsw_count": str(first + len(vectors)), "generation": str(generation)}
         old_file = self._meta["hnsw_file"]
         db = self._db

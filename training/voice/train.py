@@ -150,14 +150,8 @@ def train(
     )
     state: dict[str, Any] = {"step": 0, "best_val_loss": math.inf, "bad_validations": 0, "history": [], "train_s": 0.0}
     last_path = run_dir / checkpoint.LAST
-    if resume and last_path.is_file():
-        saved = checkpoint.load(last_path)
-        if _resume_key(saved["config"]) != _resume_key(config.to_dict()):
-            raise TuttiError(f"{last_path} was trained with another config: use a new run folder or --fresh")
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        schedule.load_state_dict(saved["schedule"])
-        state = saved["state"]
+    restored = checkpoint.resume(run_dir, config.to_dict(), _resume_key, model, optimiser, schedule) if resume else None
+    state = restored or state
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
