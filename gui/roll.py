@@ -23,14 +23,15 @@ _APPS: list = []  # the application this module made, kept alive: fonts die with
 
 
 def _app():
-    """The QGuiApplication fonts need; an offscreen one when there is no display."""
-    from PyQt6.QtGui import QGuiApplication
+    """The application Qt's fonts need; an offscreen one when there is no display. A QApplication
+    (not a bare QGuiApplication), so that a window the same process opens later can use it."""
+    from PyQt6.QtWidgets import QApplication
 
-    app = QGuiApplication.instance()
+    app = QApplication.instance()
     if app is None:
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        app = QGuiApplication(["tutti-roll"])
+        app = QApplication(["tutti-roll"])
         _APPS.append(app)
     return app
 
