@@ -15,6 +15,7 @@ import threading
 from engine.scheduling import FAILURES, REQUESTED_TRIGGER, FrameScheduler
 
 POLL_S = 0.005
+WARM_UP_TIMEOUT_S = 10.0
 
 
 class TaskWorkers:
@@ -29,10 +30,15 @@ class TaskWorkers:
             for index, task in enumerate(scheduler.tasks)
         ]
         self.errors: list[str] = []
+        self._warm = [threading.Event() for _ in self._threads]
 
     def start(self) -> None:
+        """Start every worker and return once each has warmed its task up (a model task's first
+        call would otherwise miss the first deadlines of the take)."""
         for thread in self._threads:
             thread.start()
+        for warm in self._warm:
+            warm.wait(timeout=WARM_UP_TIMEOUT_S)
 
     def stop(self) -> None:
         self._stop.set()
@@ -51,6 +57,7 @@ class TaskWorkers:
                 warm_up()
             except Exception as err:  # noqa: BLE001 (reported like a failed call)
                 self.errors.append(f"task {task.name} could not warm up: {err}")
+        self._warm[index].set()
         while not self._stop.wait(POLL_S):
             trigger = int(bus.state[index, REQUESTED_TRIGGER])
             if trigger <= done:

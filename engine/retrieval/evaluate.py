@@ -194,8 +194,10 @@ def _join_seam(context: np.ndarray, continuation: np.ndarray, transpose: int, le
 
 def evaluate(index_dir: Path, corpus: Path, splits: tuple[str, ...] = ("val", "test"), every_s: float = QUERY_EVERY_S,
              max_queries: int | None = None, seam_joins: int = SEAM_SAMPLE, settings: QuerySettings | None = None,
-             stream=sys.stderr) -> dict:
-    """Run the evaluation; returns the report (see the module docstring)."""
+             stream=None) -> dict:
+    """Run the evaluation; returns the report (see the module docstring). Progress goes to
+    `stream` (sys.stderr as it is when called, by default)."""
+    stream = sys.stderr if stream is None else stream
     from engine.config import load_config
     from engine.features.streaming import StreamingAnalyzer
     from engine.retrieval.extend import TEMPO_CONFIDENCE
