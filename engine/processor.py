@@ -140,6 +140,7 @@ class BlockProcessor:
         self.scheduler = FrameScheduler(self.tasks, self.history, synchronous=True, bus=bus)
         self.frame_clock = np.zeros(1, dtype=np.int64)  # the frame number voices are stepped at
         self.part_log: np.ndarray | None = None  # offline: what every voice's part played, per frame
+        self.frame_log: np.ndarray | None = None  # offline: the analysis frame each part_log row was played at
         for alternatives in self._alternatives:
             for voice in alternatives.values():
                 if hasattr(voice, "attach"):  # a voice whose part may read the control bus
