@@ -12,7 +12,6 @@ whether they hold a 4 ms frame edge.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import pkgutil
 import statistics
@@ -57,15 +56,16 @@ def main() -> None:
     parser.add_argument("--blocksize", type=int, default=128)
     parser.add_argument("--voices", type=int, nargs="+", default=[3, 6, 12])
     args = parser.parse_args()
-    wrap_dispatchers()
     from engine.processor import BlockProcessor
 
+    # Build (and so compile) every processor before wrapping: a kernel compiled after the
+    # wrap would find a Python wrapper where it expects another kernel.
+    processors = {n: BlockProcessor(config_with_voices(n, args.blocksize)) for n in args.voices}
+    wrap_dispatchers()
     audio = read_mono(DEMO_PATH, 48000)[: 4 * 48000]
     print("| voices | block | calls, block with a frame edge (median) | calls, block without (median) |")
     print("|---|---|---|---|")
-    for n_voices in args.voices:
-        config = dataclasses.replace(config_with_voices(n_voices, args.blocksize))
-        processor = BlockProcessor(config)
+    for n_voices, processor in processors.items():
         with_edge, without = [], []
         for start in range(0, len(audio) - args.blocksize, args.blocksize):
             frames_before = processor.frame_index

@@ -84,6 +84,19 @@ class LeaderIntervalPart:
     def fill(self, frame: np.ndarray, frame_index: int, part: np.ndarray) -> None:
         leader_interval_part(frame, self._ratio, self._threshold, self._state, part)
 
+    @property
+    def rule(self) -> tuple[float, float]:
+        """(frequency ratio, voicing threshold): what a group's kernel needs to fill it."""
+        return self._ratio, self._threshold
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Its state by name (engine/synth/stacking.py): the previous leader f0 [1]."""
+        return {"previous_f0": self._state}
+
+    def adopt_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Keep the state in `arrays` (a group's view of `state_arrays`)."""
+        self._state = arrays["previous_f0"]
+
     def reset(self) -> None:
         self._state[:] = 0.0
 

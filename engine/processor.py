@@ -42,6 +42,7 @@ from engine.parts import MAX_NOTES, PART_ROWS
 from engine.tempo_key import TempoKey, TempoKeyTask
 from engine.voices import Voice, build_voice
 from engine.voices.crossfade import Crossfade
+from engine.voices.groups import VoiceGroups
 from engine.voices.test_kinds import TASK_PLAN_KIND, PlanTestTask
 
 SWAP_FADE_S = 0.05
@@ -105,11 +106,14 @@ class BlockProcessor:
     and `mix_out[:n]` the stereo mix. `frame` holds the latest analysis frame and
     `frame_index` counts frames since start. `arrays` (from `processor_layout`) may be views of
     shared memory: other processes then publish the mixer parameters and read faults, the kind
-    each voice plays, the analysis history and the control bus there.
+    each voice plays, the analysis history and the control bus there. Reference voices step and
+    render in instrument groups (engine/voices/groups.py: one compiled call per frame and per
+    sub-block for all of them); `batched=False` calls every voice alone instead (the same
+    output sample for sample: tests and bench/calls.py compare both).
     """
 
     def __init__(self, config: TuttiConfig, voices: list[Voice] | None = None,
-                 arrays: dict[str, np.ndarray] | None = None) -> None:
+                 arrays: dict[str, np.ndarray] | None = None, batched: bool = True) -> None:
         self.config = config
         self.sample_rate_hz = config.engine.sample_rate_hz
         self.frame_samples = frame_samples(self.sample_rate_hz)
@@ -157,6 +161,7 @@ class BlockProcessor:
         self._voice_levels = self._levels[:n_voices]
         self._bus_levels = self._levels[n_voices:]
         self.voice_f0 = arrays["voice_f0"]
+        self.groups = VoiceGroups(self._alternatives, self.voice_out, self.voice_f0, batched)
         self.samples_done = 0
         self.faulted = arrays["voice_faulted"][:n_voices]
         self._fault_seen = np.zeros(n_voices, dtype=np.int64)
@@ -268,6 +273,7 @@ class BlockProcessor:
         self._panic_requested = False
         self._panic_reset_left = 0
         self._limiter_gain[0] = 1.0
+        self.groups.activate(self.voices, self.faulted)
         self.reverb.reset()
         self.apply_config_mixer()
         self._used_voices[:] = self.params.voices
@@ -317,6 +323,7 @@ class BlockProcessor:
         new.step(self.frame)  # start on the current frame, not from silence
         fade.begin(current, new)
         self.voices[index] = fade
+        self.groups.activate(self.voices, self.faulted)
         self.voice_kind[index] = kind_index
         self._log_event(SWAP_ROW, index, kind_index)
 
@@ -341,6 +348,7 @@ class BlockProcessor:
         self.voice_exceptions += 1
         self.faulted[index] = 1
         self._fault_pending = True
+        self.groups.activate(self.voices, self.faulted)
 
     def process(self, block: np.ndarray, count: int = -1) -> int:
         """Process the first `count` samples of `block` (all of it by default); returns count."""
@@ -353,7 +361,7 @@ class BlockProcessor:
         analyzer = self.analyzer
         echo = self.echo
         analysis_input = block if echo is None else self._analysis_input
-        voices, rows, faulted = self.voices, self._rows, self.faulted
+        voices, rows, faulted, grouped = self.voices, self._rows, self.faulted, self.groups.grouped
         hop = self.frame_samples
         position = 0
         while position < count:
@@ -361,8 +369,9 @@ class BlockProcessor:
             if echo is not None:
                 echo.process(block, position, take, analysis_input)
             analyzer.push(analysis_input, position, take)
+            self.groups.render(position, take)
             for v in range(len(voices)):
-                if not faulted[v]:
+                if not faulted[v] and not grouped[v]:
                     try:
                         voices[v].render(rows[v], position, take)
                     except Exception:  # noqa: BLE001 (a broken voice must not stop the stream)
@@ -409,12 +418,22 @@ class BlockProcessor:
 
     def _step_voices(self) -> None:
         """One control frame for every playing voice; a finished crossfade hands over to its new voice."""
-        voices, faulted, fades = self.voices, self.faulted, self._fades
+        voices, faulted, fades, groups = self.voices, self.faulted, self._fades, self.groups
         for v in range(len(voices)):
             voice = voices[v]
             if voice is fades[v] and voice.finished:
-                voice = voices[v] = voice.new
-            if not faulted[v]:
+                voices[v] = voice.new
+                groups.activate(voices, faulted)
+        try:
+            groups.step(self.frame, self.frame_index)
+        except Exception:  # noqa: BLE001 (a plan that cannot be read silences its voices, not the stream)
+            for v in range(len(voices)):
+                if groups.grouped[v]:
+                    self._fault(v)
+        grouped = groups.grouped
+        for v in range(len(voices)):
+            voice = voices[v]
+            if not faulted[v] and not grouped[v]:
                 try:
                     voice.step(self.frame)
                     self.voice_f0[v] = getattr(voice, "sounding_f0_hz", 0.0)

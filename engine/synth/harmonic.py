@@ -176,7 +176,15 @@ class HarmonicBank:
                              self.frame_samples, self._radians_per_hz, self.max_partial_hz)
         self.retarget_state = (self._ramp.values, self._ramp.counter, self.frame_samples)
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The bank's mutable state by name (engine/synth/stacking.py); the scratch is not
+        state (every chunk rewrites it before reading it)."""
+        return {"values": self._ramp.values, "counter": self._ramp.counter, "phase": self._phase}
 
+    def adopt_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Keep the state in `arrays` (views a synth bank made from `state_arrays`)."""
+        self._ramp.values, self._ramp.counter, self._phase = arrays["values"], arrays["counter"], arrays["phase"]
+        self._kernel_states()
 
     def reset(self) -> None:
         """Silence, f0 0 and phase 0."""

@@ -337,6 +337,27 @@ class FilteredNoise:
             self._tables.bitrev_half,
         )
 
+    # Fields of `state_arrays`: what changes as the noise plays, then the tables it reads.
+    STATE_FIELDS = ("values", "counter", "rng", "cursor", "ring", "work", "spectra", "low", "frame")
+    TABLE_FIELDS = ("band_spectra", "first_bin", "phases", "twiddles", "bitrev", "bitrev_half")
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The mutable state and the tables by name (engine/synth/stacking.py)."""
+        return {
+            "values": self._ramp.values, "counter": self._ramp.counter, "rng": self._rng,
+            "cursor": self._cursor, "ring": self._ring, "work": self._work, "spectra": self._spectra,
+            "low": self._low, "frame": self._frame, "band_spectra": self._band_spectra,
+            "first_bin": self._first_bin, "phases": self._phases, "twiddles": self._tables.twiddles,
+            "bitrev": self._tables.bitrev, "bitrev_half": self._tables.bitrev_half,
+        }
+
+    def adopt_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Keep the mutable state in `arrays` (views a synth bank made from `state_arrays`)."""
+        self._ramp.values, self._ramp.counter = arrays["values"], arrays["counter"]
+        self._rng, self._cursor, self._ring = arrays["rng"], arrays["cursor"], arrays["ring"]
+        self._work, self._spectra, self._low, self._frame = arrays["work"], arrays["spectra"], arrays["low"], arrays["frame"]
+        self._kernel_states()
+
     def reset(self) -> None:
         """Silence, and the noise stream back to its start for this seed."""
         self._ramp.reset()

@@ -99,6 +99,19 @@ class VoiceSynth:
         if self.reverb is not None:
             self.reverb.process(out, offset, count)
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The harmonic and noise state by name ("harmonic.*", "noise.*"), for a synth bank
+        (engine/synth/bank.py); a synth with its own reverb cannot join one."""
+        if self.reverb is not None:
+            raise ValueError("a synth with its own reverb renders alone: a bank renders dry synths")
+        return {**{f"harmonic.{name}": array for name, array in self.harmonic.state_arrays().items()},
+                **{f"noise.{name}": array for name, array in self.noise.state_arrays().items()}}
+
+    def adopt_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Keep the state in `arrays` (a bank's views of `state_arrays`)."""
+        self.harmonic.adopt_state({name[9:]: array for name, array in arrays.items() if name.startswith("harmonic.")})
+        self.noise.adopt_state({name[6:]: array for name, array in arrays.items() if name.startswith("noise.")})
+
     def reset(self) -> None:
         """Silence the voice and clear every state (phase, noise stream, reverb tail)."""
         self.harmonic.reset()

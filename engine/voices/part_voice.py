@@ -35,6 +35,11 @@ class PartVoice:
         """The part frame it plays now [4, MAX_NOTES] (read it, never write it)."""
         return self._part_frame
 
+    def adopt_part_frame(self, part_frame: np.ndarray) -> None:
+        """Play from `part_frame` [4, MAX_NOTES] (a group's view of its stacked part frames)."""
+        part_frame[:] = self._part_frame
+        self._part_frame = part_frame
+
     @property
     def sounding_f0_hz(self) -> float:
         """The pitch of its first note now (0 when silent), for meters and displays."""

@@ -55,6 +55,37 @@ _NOTE_AGE_S, _NOTE_F0_HZ = 0, 1
 _NEW_NOTE_CENTS = 60.0  # a pitch jump larger than this restarts a plucked note
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def note_controls(
+    part: np.ndarray, k: int, frame_s: float, pluck_decay_s: float, weights: np.ndarray,
+    noise_gain: float, state: np.ndarray, amplitudes: np.ndarray, noise: np.ndarray,
+) -> float:
+    """Synth targets of one slot from note k of a part frame (engine/parts.py): fills
+    `amplitudes` [n_harmonics] and `noise` [n_bands], updates the slot's `state` [2] and
+    returns its f0 (0 = silent)."""
+    if k >= part.shape[1] or part[PART_ACTIVE, k] < 0.5:
+        amplitudes[:] = 0.0
+        noise[:] = 0.0
+        state[_NOTE_AGE_S] = 0.0
+        state[_NOTE_F0_HZ] = 0.0
+        return 0.0
+    f0_hz = part[PART_F0, k]
+    previous = state[_NOTE_F0_HZ]
+    if previous <= 0.0 or abs(1200.0 * np.log2(f0_hz / previous)) > _NEW_NOTE_CENTS:
+        state[_NOTE_AGE_S] = 0.0
+    state[_NOTE_F0_HZ] = f0_hz
+    # A-weighted power in dB -> peak amplitude of a sine with that power (+3.01 dB).
+    level = 10.0 ** ((part[PART_LOUDNESS, k] + 3.0103) / 20.0)
+    if pluck_decay_s > 0.0:
+        level *= np.exp(-state[_NOTE_AGE_S] / pluck_decay_s)
+    state[_NOTE_AGE_S] += frame_s
+    for h in range(weights.shape[0]):
+        amplitudes[h] = level * weights[h]
+    for b in range(noise.shape[0]):
+        noise[b] = level * noise_gain
+    return f0_hz
+
+
 @numba.njit(nogil=True, cache=True)
 def reference_slot_controls(
     part: np.ndarray,
@@ -73,28 +104,8 @@ def reference_slot_controls(
     f0_out [slots] (0 = silent) are the instrument's preallocated arrays.
     """
     for k in range(f0_out.shape[0]):
-        if k >= part.shape[1] or part[PART_ACTIVE, k] < 0.5:
-            amplitudes_out[k, :] = 0.0
-            noise_out[k, :] = 0.0
-            state[k, _NOTE_AGE_S] = 0.0
-            state[k, _NOTE_F0_HZ] = 0.0
-            f0_out[k] = 0.0
-            continue
-        f0_hz = part[PART_F0, k]
-        previous = state[k, _NOTE_F0_HZ]
-        if previous <= 0.0 or abs(1200.0 * np.log2(f0_hz / previous)) > _NEW_NOTE_CENTS:
-            state[k, _NOTE_AGE_S] = 0.0
-        state[k, _NOTE_F0_HZ] = f0_hz
-        # A-weighted power in dB -> peak amplitude of a sine with that power (+3.01 dB).
-        level = 10.0 ** ((part[PART_LOUDNESS, k] + 3.0103) / 20.0)
-        if pluck_decay_s > 0.0:
-            level *= np.exp(-state[k, _NOTE_AGE_S] / pluck_decay_s)
-        state[k, _NOTE_AGE_S] += frame_s
-        for h in range(weights.shape[0]):
-            amplitudes_out[k, h] = level * weights[h]
-        for b in range(noise_out.shape[1]):
-            noise_out[k, b] = level * noise_gain
-        f0_out[k] = f0_hz
+        f0_out[k] = note_controls(part, k, frame_s, pluck_decay_s, weights, noise_gain,
+                                  state[k], amplitudes_out[k], noise_out[k])
 
 
 class ReferenceInstrument:
@@ -127,6 +138,25 @@ class ReferenceInstrument:
     def render(self, out: np.ndarray, offset: int, count: int) -> None:
         for synth in self._synths:
             synth.render(out, offset, count)
+
+    @property
+    def synths(self) -> list[VoiceSynth]:
+        """Its dry synths, slot by slot (a synth bank may hold their state)."""
+        return self._synths
+
+    @property
+    def timbre_constants(self) -> tuple[np.ndarray, float, float, float]:
+        """(power-normalised harmonic weights, noise gain, pluck decay in s, frame in s)."""
+        return self._weights, self._noise_gain, self._pluck_decay_s, self._frame_s
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Per-slot state by name, [slots, ...] each (engine/synth/stacking.py)."""
+        return {"state": self._state, "amplitudes": self._amplitudes, "noise": self._noise, "f0": self._f0}
+
+    def adopt_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Keep the per-slot state in `arrays` (a group's views of `state_arrays`)."""
+        self._state, self._amplitudes, self._noise, self._f0 = (
+            arrays["state"], arrays["amplitudes"], arrays["noise"], arrays["f0"])
 
     def reset(self) -> None:
         self._state[:] = 0.0

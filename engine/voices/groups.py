@@ -1,0 +1,139 @@
+"""Instrument groups: a processor's reference voices stepped in one compiled call per control
+frame, their synths rendered in one per sub-block (engine/synth/bank.py).
+
+Every alternative voice of every slot that plays a reference timbre through a part
+(engine/voices/part_voice.py, engine/voices/reference.py) is a member. Its state (part frame,
+the interval rule's memory, per-slot note state and controls, synth state) moves into the
+group's stacked arrays and the voice keeps views of it, so a member still steps and renders
+alone (a voice in a crossfade does, and tests compare both paths) and the group carries on
+from the same state. `activate` says which members play through the group now: the one each
+voice slot plays, unless the slot is crossfading or faulted. A member on the leader-interval
+rule is filled inside the kernel; one whose part reads the control bus (a plan) is filled in
+Python just before it. The output is the same, sample for sample, as each voice's own calls.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from engine.parts import PART_ACTIVE, PART_F0, LeaderIntervalPart, leader_interval_part
+from engine.synth.bank import SynthBank, retarget_synth
+from engine.synth.stacking import gather
+from engine.voices.base import Voice
+from engine.voices.part_voice import PartVoice
+from engine.voices.reference import ReferenceInstrument, note_controls
+
+
+@numba.njit(nogil=True, cache=True)
+def _step_group(
+    frame: np.ndarray, member_active: np.ndarray, member_rule: np.ndarray, ratios: np.ndarray,
+    thresholds: np.ndarray, previous_f0: np.ndarray, parts: np.ndarray, member_row: np.ndarray,
+    voice_f0: np.ndarray, pluck_decay_s: np.ndarray, weights: np.ndarray, noise_gain: np.ndarray,
+    frame_s: float, slot_member: np.ndarray, slot_note: np.ndarray, slot_state: np.ndarray,
+    amplitudes: np.ndarray, noise: np.ndarray, f0: np.ndarray, retarget_state: tuple,
+) -> None:
+    """One control frame of every active member: its part (the interval rule here, a plan
+    filled before), each slot's note controls, each synth's new targets."""
+    for m in range(member_active.shape[0]):
+        if member_active[m]:
+            part = parts[m]
+            if member_rule[m]:
+                leader_interval_part(frame, ratios[m], thresholds[m], previous_f0[m], part)
+            voice_f0[member_row[m]] = part[PART_F0, 0] if part[PART_ACTIVE, 0] != 0.0 else 0.0
+    for s in range(slot_member.shape[0]):
+        m = slot_member[s]
+        if member_active[m]:
+            f0[s] = note_controls(parts[m], slot_note[s], frame_s, pluck_decay_s[m], weights[m],
+                                  noise_gain[m], slot_state[s], amplitudes[s], noise[s])
+            retarget_synth(s, f0[s], amplitudes[s], noise[s], *retarget_state)
+
+
+def groupable(voice: Voice) -> bool:
+    """A voice the reference group can hold: a part played by a reference timbre."""
+    return isinstance(voice, PartVoice) and isinstance(voice.instrument, ReferenceInstrument)
+
+
+class VoiceGroups:
+    """The reference group of a processor's voice alternatives (empty with `batched=False`).
+
+    `grouped[v]` is 1 while slot v's voice steps and renders through the group; the processor
+    steps and renders the other slots' voices one by one.
+    """
+
+    def __init__(self, alternatives: list[dict[int, Voice]], voice_out: np.ndarray, voice_f0: np.ndarray,
+                 batched: bool = True) -> None:
+        members = [(v, voice) for v, slot in enumerate(alternatives) for voice in slot.values()
+                   if batched and groupable(voice)]
+        self.grouped = np.zeros(len(alternatives), dtype=np.int64)
+        self._members = [voice for _, voice in members]
+        self._rows = [v for v, _ in members]
+        self._voice_out = voice_out
+        self._member_active = np.zeros(len(members), dtype=np.int64)
+        self._plan_members = [(m, voice) for m, voice in enumerate(self._members)
+                              if not isinstance(voice.part, LeaderIntervalPart)]
+        self._bank: SynthBank | None = None
+        if members:
+            self._build(voice_f0)
+
+    def _build(self, voice_f0: np.ndarray) -> None:
+        voices = self._members
+        instruments = [voice.instrument for voice in voices]
+        slot_member = [m for m, instrument in enumerate(instruments) for _ in instrument.synths]
+        self._slot_member = np.array(slot_member, dtype=np.int64)
+        self._bank = SynthBank([synth for instrument in instruments for synth in instrument.synths],
+                               [self._rows[m] for m in slot_member])
+        stacked, views = gather([instrument.state_arrays() for instrument in instruments], end_to_end=True)
+        for instrument, view in zip(instruments, views):
+            instrument.adopt_state(view)
+        parts, part_views = gather([{"part": voice.part_frame} for voice in voices])
+        for voice, view in zip(voices, part_views):
+            voice.adopt_part_frame(view["part"])
+        rules = [isinstance(voice.part, LeaderIntervalPart) for voice in voices]
+        memory, memory_views = gather([voice.part.state_arrays() if rule else {"previous_f0": np.zeros(1)}
+                                       for voice, rule in zip(voices, rules)])
+        for voice, rule, view in zip(voices, rules, memory_views):
+            if rule:
+                voice.part.adopt_state(view)
+        constants = [instrument.timbre_constants for instrument in instruments]
+        frame_s = {c[3] for c in constants}
+        if len(frame_s) != 1:
+            raise ValueError(f"reference voices differ in their control frame: {sorted(frame_s)} s")
+        slot_note = [k for instrument in instruments for k in range(len(instrument.synths))]
+        self._arguments = (
+            self._member_active, np.array(rules, dtype=np.int64),
+            np.array([voice.part.rule[0] if rule else 1.0 for voice, rule in zip(voices, rules)]),
+            np.array([voice.part.rule[1] if rule else 0.0 for voice, rule in zip(voices, rules)]),
+            memory["previous_f0"], parts["part"], np.array(self._rows, dtype=np.int64), voice_f0,
+            np.array([c[2] for c in constants]), np.stack([c[0] for c in constants]),
+            np.array([c[1] for c in constants]), frame_s.pop(), self._slot_member,
+            np.array(slot_note, dtype=np.int64), stacked["state"], stacked["amplitudes"],
+            stacked["noise"], stacked["f0"], self._bank.retarget_state,
+        )
+
+    def activate(self, voices: list[Voice], faulted: np.ndarray) -> None:
+        """Members play through the group where they are what their slot plays now (not a
+        crossfade, not faulted). Audio thread, on a swap, a finished fade, a fault or a reset."""
+        self.grouped[:] = 0
+        for m, voice in enumerate(self._members):
+            row = self._rows[m]
+            playing = voices[row] is voice and not faulted[row]
+            self._member_active[m] = playing
+            if playing:
+                self.grouped[row] = 1
+        if self._bank is not None:
+            np.take(self._member_active, self._slot_member, out=self._bank.active)
+
+    def step(self, frame: np.ndarray, frame_index: int) -> None:
+        """One control frame of every active member (plans filled first, then one kernel)."""
+        if self._bank is None:
+            return
+        for m, voice in self._plan_members:
+            if self._member_active[m]:
+                voice.part.fill(frame, frame_index, voice.part_frame)
+        _step_group(frame, *self._arguments)
+
+    def render(self, offset: int, count: int) -> None:
+        """Every active member's synths add count samples into their voice rows."""
+        if self._bank is not None:
+            self._bank.render(self._voice_out, offset, count)
