@@ -273,7 +273,7 @@ class BlockProcessor:
         self._panic_requested = False
         self._panic_reset_left = 0
         self._limiter_gain[0] = 1.0
-        self.groups.activate(self.voices, self.faulted)
+        self.groups.activate(self.voices, self.faulted, self._fades)
         self.reverb.reset()
         self.apply_config_mixer()
         self._used_voices[:] = self.params.voices
@@ -298,7 +298,9 @@ class BlockProcessor:
         """Voice `index` plays `kind` from now on, through a 50 ms equal-power crossfade.
 
         Audio thread (the engine reads it from the command ring) or offline: the new voice was
-        built and warmed with the processor; this only resets it and points references.
+        built and warmed with the processor; this only resets it and points references. It
+        takes its first targets at the next control frame, with every other voice (a model
+        voice's decoder steps in its group's batch, once per frame).
         """
         if kind not in self.kinds or self.kinds.index(kind) not in self._alternatives[index]:
             raise TuttiError(
@@ -320,10 +322,9 @@ class BlockProcessor:
             current = fade.new
         new = alternatives[kind_index]
         new.reset()
-        new.step(self.frame)  # start on the current frame, not from silence
         fade.begin(current, new)
         self.voices[index] = fade
-        self.groups.activate(self.voices, self.faulted)
+        self.groups.activate(self.voices, self.faulted, self._fades)
         self.voice_kind[index] = kind_index
         self._log_event(SWAP_ROW, index, kind_index)
 
@@ -348,7 +349,7 @@ class BlockProcessor:
         self.voice_exceptions += 1
         self.faulted[index] = 1
         self._fault_pending = True
-        self.groups.activate(self.voices, self.faulted)
+        self.groups.activate(self.voices, self.faulted, self._fades)
 
     def process(self, block: np.ndarray, count: int = -1) -> int:
         """Process the first `count` samples of `block` (all of it by default); returns count."""
@@ -423,13 +424,11 @@ class BlockProcessor:
             voice = voices[v]
             if voice is fades[v] and voice.finished:
                 voices[v] = voice.new
-                groups.activate(voices, faulted)
+                groups.activate(voices, faulted, fades)
         try:
             groups.step(self.frame, self.frame_index)
         except Exception:  # noqa: BLE001 (a plan that cannot be read silences its voices, not the stream)
-            for v in range(len(voices)):
-                if groups.grouped[v]:
-                    self._fault(v)
+            self._fault_grouped()
         grouped = groups.grouped
         for v in range(len(voices)):
             voice = voices[v]
@@ -439,9 +438,19 @@ class BlockProcessor:
                     self.voice_f0[v] = getattr(voice, "sounding_f0_hz", 0.0)
                 except Exception:  # noqa: BLE001 (a broken voice must not stop the stream)
                     self._fault(v)
+        try:
+            groups.finish_step()
+        except Exception:  # noqa: BLE001 (a model that fails silences its voices, not the stream)
+            self._fault_grouped()
         log = self.part_log
         if log is not None and self.frame_index <= len(log):
             self._log_parts(log[self.frame_index - 1])
+
+    def _fault_grouped(self) -> None:
+        """A group's call raised: every voice it plays is silenced and counted."""
+        for v in range(len(self.voices)):
+            if self.groups.grouped[v]:
+                self._fault(v)
 
     def log_parts(self, n_frames: int) -> None:
         """Offline: keep, for the next `n_frames` frames, each voice's part frame and the leader's

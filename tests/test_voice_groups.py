@@ -87,3 +87,28 @@ def test_compiled_calls_per_block_do_not_grow_with_the_voices() -> None:
     for edge, without in counts.values():
         assert edge <= 6 + 1
         assert without <= 2 + 1
+
+
+MODEL_VOICES = ['voices.bass.kind="model:ensemble/bass"', 'voices.organ.kind="model:ensemble/keys"',
+                'voices.strings.kind="model:ensemble/strings"']
+
+
+def test_model_voices_step_in_one_batch_and_sound_as_when_stepped_alone(melody) -> None:
+    """One ORT call per frame for all three voices (and the slot a swap moves to), against one
+    call per voice: the same audio to within float32 rounding of a batched matmul (-100 dB),
+    through a swap between two model kinds and back."""
+    config = load_config(sets=[*MODEL_VOICES, 'synth.reverb=false'])
+    processor = BlockProcessor(config)
+    assert [len(group.members) for group in processor.groups.groups] == [9]  # 3 slots x 3 kinds
+    kinds = processor.kinds
+    organ = config.voice_names.index("organ")
+    automation = np.array([
+        [0.9 * SR, SWAP_ROW, organ, kinds.index("model:ensemble/strings")],
+        [1.9 * SR, SWAP_ROW, organ, kinds.index("model:ensemble/keys")],
+    ])
+    (grouped, _), (alone, _) = _both(config, melody, 128, automation)
+    for row_grouped, row_alone in zip(grouped, alone):
+        level = np.sqrt(np.mean(row_alone.astype(np.float64) ** 2))
+        assert level > 1e-3
+        error = np.sqrt(np.mean((row_grouped.astype(np.float64) - row_alone) ** 2))
+        assert 20 * np.log10(error / level) < -100.0

@@ -1,5 +1,6 @@
 """Instrument groups: a processor's reference voices stepped in one compiled call per control
-frame, their synths rendered in one per sub-block (engine/synth/bank.py).
+frame, each model's voices in one batched ORT call per frame, and every group's synths rendered
+in one compiled call per sub-block (engine/synth/bank.py).
 
 Every alternative voice of every slot that plays a reference timbre through a part
 (engine/voices/part_voice.py, engine/voices/reference.py) is a member. Its state (part frame,
@@ -10,6 +11,12 @@ from the same state. `activate` says which members play through the group now: t
 voice slot plays, unless the slot is crossfading or faulted. A member on the leader-interval
 rule is filled inside the kernel; one whose part reads the control bus (a plan) is filled in
 Python just before it. The output is the same, sample for sample, as each voice's own calls.
+
+Model voices (engine/voices/neural.py) of one decoder file join one shared `DecoderBatch`, a
+slot each: the group writes the inputs of the voices it plays, the processor lets a crossfade
+write those of its two voices, then one ORT call steps every slot at once and the controls go
+to the synths; a slot that is not playing keeps its GRU memory. A batch of B rounds like B
+calls of one only to within float32 matmul order (about 1e-6 of full scale, tested).
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from engine.models.decoder import DecoderBatch
 from engine.parts import PART_ACTIVE, PART_F0, LeaderIntervalPart, leader_interval_part
 from engine.synth.bank import SynthBank, retarget_synth
 from engine.synth.stacking import gather
 from engine.voices.base import Voice
+from engine.voices.crossfade import Crossfade
+from engine.voices.neural import NeuralVoice
 from engine.voices.part_voice import PartVoice
 from engine.voices.reference import ReferenceInstrument, note_controls
 
@@ -54,35 +64,21 @@ def groupable(voice: Voice) -> bool:
     return isinstance(voice, PartVoice) and isinstance(voice.instrument, ReferenceInstrument)
 
 
-class VoiceGroups:
-    """The reference group of a processor's voice alternatives (empty with `batched=False`).
+class ReferenceGroup:
+    """Every reference member, stepped by `_step_group` and rendered by one synth bank."""
 
-    `grouped[v]` is 1 while slot v's voice steps and renders through the group; the processor
-    steps and renders the other slots' voices one by one.
-    """
-
-    def __init__(self, alternatives: list[dict[int, Voice]], voice_out: np.ndarray, voice_f0: np.ndarray,
-                 batched: bool = True) -> None:
-        members = [(v, voice) for v, slot in enumerate(alternatives) for voice in slot.values()
-                   if batched and groupable(voice)]
-        self.grouped = np.zeros(len(alternatives), dtype=np.int64)
-        self._members = [voice for _, voice in members]
-        self._rows = [v for v, _ in members]
-        self._voice_out = voice_out
-        self._member_active = np.zeros(len(members), dtype=np.int64)
-        self._plan_members = [(m, voice) for m, voice in enumerate(self._members)
+    def __init__(self, members: list[tuple[int, PartVoice]], voice_f0: np.ndarray) -> None:
+        self.members = [voice for _, voice in members]
+        self.rows = [row for row, _ in members]
+        self.playing = np.zeros(len(members), dtype=np.int64)
+        self._plan_members = [(m, voice) for m, voice in enumerate(self.members)
                               if not isinstance(voice.part, LeaderIntervalPart)]
-        self._bank: SynthBank | None = None
-        if members:
-            self._build(voice_f0)
-
-    def _build(self, voice_f0: np.ndarray) -> None:
-        voices = self._members
+        voices = self.members
         instruments = [voice.instrument for voice in voices]
         slot_member = [m for m, instrument in enumerate(instruments) for _ in instrument.synths]
         self._slot_member = np.array(slot_member, dtype=np.int64)
-        self._bank = SynthBank([synth for instrument in instruments for synth in instrument.synths],
-                               [self._rows[m] for m in slot_member])
+        self.bank = SynthBank([synth for instrument in instruments for synth in instrument.synths],
+                              [self.rows[m] for m in slot_member])
         stacked, views = gather([instrument.state_arrays() for instrument in instruments], end_to_end=True)
         for instrument, view in zip(instruments, views):
             instrument.adopt_state(view)
@@ -101,39 +97,114 @@ class VoiceGroups:
             raise ValueError(f"reference voices differ in their control frame: {sorted(frame_s)} s")
         slot_note = [k for instrument in instruments for k in range(len(instrument.synths))]
         self._arguments = (
-            self._member_active, np.array(rules, dtype=np.int64),
+            self.playing, np.array(rules, dtype=np.int64),
             np.array([voice.part.rule[0] if rule else 1.0 for voice, rule in zip(voices, rules)]),
             np.array([voice.part.rule[1] if rule else 0.0 for voice, rule in zip(voices, rules)]),
-            memory["previous_f0"], parts["part"], np.array(self._rows, dtype=np.int64), voice_f0,
+            memory["previous_f0"], parts["part"], np.array(self.rows, dtype=np.int64), voice_f0,
             np.array([c[2] for c in constants]), np.stack([c[0] for c in constants]),
             np.array([c[1] for c in constants]), frame_s.pop(), self._slot_member,
             np.array(slot_note, dtype=np.int64), stacked["state"], stacked["amplitudes"],
-            stacked["noise"], stacked["f0"], self._bank.retarget_state,
+            stacked["noise"], stacked["f0"], self.bank.retarget_state,
         )
 
-    def activate(self, voices: list[Voice], faulted: np.ndarray) -> None:
-        """Members play through the group where they are what their slot plays now (not a
-        crossfade, not faulted). Audio thread, on a swap, a finished fade, a fault or a reset."""
-        self.grouped[:] = 0
-        for m, voice in enumerate(self._members):
-            row = self._rows[m]
-            playing = voices[row] is voice and not faulted[row]
-            self._member_active[m] = playing
-            if playing:
-                self.grouped[row] = 1
-        if self._bank is not None:
-            np.take(self._member_active, self._slot_member, out=self._bank.active)
+    def activate(self, voices: list[Voice], faulted: np.ndarray, fades: list[Crossfade]) -> None:
+        for m, voice in enumerate(self.members):
+            row = self.rows[m]
+            self.playing[m] = voices[row] is voice and not faulted[row]
+        np.take(self.playing, self._slot_member, out=self.bank.active)
 
     def step(self, frame: np.ndarray, frame_index: int) -> None:
-        """One control frame of every active member (plans filled first, then one kernel)."""
-        if self._bank is None:
-            return
         for m, voice in self._plan_members:
-            if self._member_active[m]:
+            if self.playing[m]:
                 voice.part.fill(frame, frame_index, voice.part_frame)
         _step_group(frame, *self._arguments)
 
+    def finish_step(self) -> None:
+        pass
+
+
+class ModelGroup:
+    """The model voices of one decoder file in one shared batch, rendered by one synth bank."""
+
+    def __init__(self, members: list[tuple[int, NeuralVoice]], voice_f0: np.ndarray) -> None:
+        self.members = [voice for _, voice in members]
+        self.rows = [row for row, _ in members]
+        self.playing = np.zeros(len(members), dtype=np.int64)
+        self._stepping = np.zeros((1, len(members), 1), dtype=bool)
+        self._voice_f0 = voice_f0
+        first = self.members[0].batch
+        self.batch = DecoderBatch(first.info, len(members), session=first.session)
+        for m, voice in enumerate(self.members):
+            voice.join(self.batch, m)
+        self.bank = SynthBank([voice.synths[0] for voice in self.members], self.rows)
+
+    def activate(self, voices: list[Voice], faulted: np.ndarray, fades: list[Crossfade]) -> None:
+        for m, voice in enumerate(self.members):
+            row = self.rows[m]
+            current, fade = voices[row], fades[row]
+            fading = current is fade and (fade.new is voice or (fade.old is voice and not fade.finished))
+            self.playing[m] = current is voice and not faulted[row]
+            self._stepping[0, m, 0] = (self.playing[m] or fading) and not faulted[row]
+        np.copyto(self.bank.active, self.playing)
+
+    def step(self, frame: np.ndarray, frame_index: int) -> None:
+        """Write the inputs of the voices the group plays (a crossfade writes its own)."""
+        for m, voice in enumerate(self.members):
+            if self.playing[m]:
+                voice.prepare(frame)
+                self._voice_f0[self.rows[m]] = voice.sounding_f0_hz
+
+    def finish_step(self) -> None:
+        """One ORT call for every slot, then each stepping voice's controls to its synth."""
+        self.batch.step(self._stepping)
+        for m, voice in enumerate(self.members):
+            if self._stepping[0, m, 0]:
+                voice.apply()
+
+
+class VoiceGroups:
+    """The instrument groups of a processor's voice alternatives (none with `batched=False`).
+
+    `grouped[v]` is 1 while slot v's voice steps and renders through a group; the processor
+    steps and renders the other slots' voices one by one, between `step` and `finish_step`.
+    """
+
+    def __init__(self, alternatives: list[dict[int, Voice]], voice_out: np.ndarray, voice_f0: np.ndarray,
+                 batched: bool = True) -> None:
+        members = [(v, voice) for v, slot in enumerate(alternatives) for voice in slot.values()] if batched else []
+        self.grouped = np.zeros(len(alternatives), dtype=np.int64)
+        self._voice_out = voice_out
+        self.groups: list[ReferenceGroup | ModelGroup] = []
+        reference = [(v, voice) for v, voice in members if groupable(voice)]
+        if reference:
+            self.groups.append(ReferenceGroup(reference, voice_f0))
+        by_model: dict[str, list[tuple[int, NeuralVoice]]] = {}
+        for v, voice in members:
+            if isinstance(voice, NeuralVoice):
+                by_model.setdefault(str(voice.batch.info.onnx_path), []).append((v, voice))
+        self.groups.extend(ModelGroup(model_members, voice_f0) for model_members in by_model.values())
+
+    def activate(self, voices: list[Voice], faulted: np.ndarray, fades: list[Crossfade]) -> None:
+        """Members play through their group where they are what their slot plays now (not a
+        crossfade, not faulted). Audio thread, on a swap, a finished fade, a fault or a reset."""
+        self.grouped[:] = 0
+        for group in self.groups:
+            group.activate(voices, faulted, fades)
+            for m, row in enumerate(group.rows):
+                if group.playing[m]:
+                    self.grouped[row] = 1
+
+    def step(self, frame: np.ndarray, frame_index: int) -> None:
+        """The first half of a control frame: reference voices stepped, model inputs written."""
+        for group in self.groups:
+            group.step(frame, frame_index)
+
+    def finish_step(self) -> None:
+        """The second half, after voices stepped alone wrote theirs: the model batches."""
+        for group in self.groups:
+            group.finish_step()
+
     def render(self, offset: int, count: int) -> None:
-        """Every active member's synths add count samples into their voice rows."""
-        if self._bank is not None:
-            self._bank.render(self._voice_out, offset, count)
+        """Every playing member's synths add count samples into their voice rows."""
+        for group in self.groups:
+            group.bank.render(self._voice_out, offset, count)

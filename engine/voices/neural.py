@@ -5,8 +5,8 @@ A `NeuralVoice` follows the leader at a fixed interval like the reference voices
 decoder: each control frame it writes the f0 (0 when silent) and loudness into its slot of a
 `DecoderBatch`, steps it, and hands the controls to its `VoiceSynth`, built at the model's
 training Nyquist (a harmony role plays its lowest note: one decoder slot per voice). With `owns_batch` the
-voice steps a batch of its own (B = 1); an instrument group steps a shared batch once per frame
-for all its voices and sets `owns_batch=False` on them.
+voice steps a batch of its own (B = 1); an instrument group (engine/voices/groups.py) makes
+them `join` a shared batch, which it steps once per frame for all of them.
 """
 
 from __future__ import annotations
@@ -71,7 +71,20 @@ class NeuralVoice:
         self.part = part
         self._part_frame = new_part_frame()
         self._clock = np.zeros(1, dtype=np.int64)
+        self._instrument = instrument
         batch.instrument[slot] = instrument
+
+    @property
+    def synths(self) -> list[VoiceSynth]:
+        """Its dry synth (a synth bank may hold its state)."""
+        return [self._synth]
+
+    def join(self, batch: DecoderBatch, slot: int) -> None:
+        """Play from slot `slot` of a group's shared batch (same model): from now on `step` only
+        writes the inputs, and the group steps the batch and calls `apply`."""
+        batch.state[:, slot] = self.batch.state[:, self.slot]
+        batch.instrument[slot] = self._instrument
+        self.batch, self.slot, self.owns_batch = batch, slot, False
 
     def attach(self, bus, tasks: list, clock: np.ndarray) -> None:  # noqa: ANN001 (ControlBus)
         """A voice playing a role reads frame numbers from `clock` and its plans from `bus`."""
