@@ -102,7 +102,7 @@ def test_push_and_compute_contract() -> None:
 def test_live_path_allocates_nothing_after_warm_up() -> None:
     """After warm-up, 1000 frames keep nothing and reach the same tracemalloc peak as 10, and
     numba allocates only the record it makes for each array argument of a call (freed on
-    return): 2 per push (state buffer, block) and 3 per frame (two state buffers, out)."""
+    return): 1 per push (the block) and 1 per frame (out); the state travels as its address."""
     script = textwrap.dedent(
         """
         import json
@@ -129,7 +129,7 @@ def test_live_path_allocates_nothing_after_warm_up() -> None:
     short, long = json.loads(run_fresh(script, timeout_s=300))
     print("(numba allocations, numba kept, Python bytes kept, Python peak), 10 and 1000 frames:",
           short, long)
-    assert long[0] == 1000 * (2 * 2 + 3) and short[0] == 10 * (2 * 2 + 3)
+    assert long[0] == 1000 * (2 * 1 + 1) and short[0] == 10 * (2 * 1 + 1)
     assert long[1:] == short[1:]  # nothing kept, and the same peak for 100 times the frames
     assert long[1] == 0
 

@@ -1,12 +1,25 @@
 """Feature analysis v1, the live numba twin of `reference.py` (same definitions, tested equal).
 
 `StreamingAnalyzer` keeps the last `history` input samples in a linear buffer whose newest
-frame occupies the tail; `push` writes into that tail and `compute_frame` analyses the buffer,
-then shifts it left by one hop. After construction (which compiles and warms every kernel),
-`push` and `compute_frame` allocate nothing but the one small record numba makes for each array
-argument of a call (2 per push, 3 per frame): every array lives in two buffers made here, one
-float64 and one int64, cut into segments inside the kernels. Every constant, size and table
-comes from the reference (`spec.`), every transform from the shared kernels of `engine.fft`.
+frame occupies the tail; pushed samples go into that tail and a frame analyses the buffer, then
+shifts it left by one hop. Every constant, size and table comes from the reference (`spec.`),
+every transform from the shared kernels of `engine.fft`.
+
+The state is one `AnalyzerState`, a numba structref: a single memory block with a named field
+for each table, scratch array (per transform: `ComplexFFT`, `RealFFT`), size and the history.
+The kernels Python calls take the state's address, an int, and `_state_at` turns it back into
+the structref inside the call (a reference count, no allocation). They do not take the state
+itself because numba types and unboxes a structref argument through three attribute lookups by
+a newly made name string (`_numba_type_`, `_code`, `_meminfo`), which CPython 3.11's type
+attribute cache keeps: kilobytes of traced memory coming and going, and about 1.4 us per call
+more than an int. The analyzer owns the state for as long as it uses the address.
+
+One compiled call per block: `push_frame` appends a block's samples and, when they complete the
+frame, computes the 16 features in the same call. The pending-sample count is a one-element
+array in the state, so Python reads `pending` (callers split blocks at frame edges with it)
+without a call. After construction (which loads every kernel from numba's on-disk cache, or
+compiles it once, and warms it), `push`, `push_frame` and `compute_frame` allocate nothing but
+the one small record numba makes for each array argument of a call (the block, `out`).
 
 The YIN difference function is computed through FFTs, d(tau) = e_now + e_lag(tau) - 2 r(tau),
 with r the cross-correlation of the current window with the span, instead of the reference's
@@ -20,6 +33,9 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba.core import cgutils, types
+from numba.experimental import structref
+from numba.extending import intrinsic
 
 from engine.features import reference as spec
 from engine.features.frames import CHROMA, F0, LOUDNESS, N_FEATURES, ONSET, VOICING, FeatureFrames
@@ -31,33 +47,6 @@ _JIT = {"nogil": True, "cache": True}
 _CHROMA_START = CHROMA.start
 _LOUDNESS_FLOOR = spec.power_floor(spec.LOUDNESS_FLOOR_DB)
 _CHROMA_FLOOR = spec.power_floor(spec.CHROMA_FLOOR_DB)
-
-# Segments of the float64 state buffer, in order. A real FFT takes 5 float segments
-# (twiddles, flattened FFTTables(n).twiddles; re, im: n/2-point complex scratch; spec_re, spec_im:
-# bins 0..n/2) and one int segment (FFTTables(n).bitrev_half). YIN's packed complex FFT of n
-# points shares its real FFT's twiddles and adds 2 float segments (re, im) and one int (bitrev).
-(
-    _HISTORY,
-    _ONSET_PREVIOUS,
-    _YIN_ENERGY,
-    _YIN_CORRELATION,
-    _YIN_D,
-    _YIN_CMND,
-    _LOUDNESS_WINDOW,
-    _LOUDNESS_WEIGHTS,
-    _CHROMA_WINDOW,
-    _FLOAT_SCALARS,  # sample_rate_hz, onset magnitude scale, chroma power scale
-) = range(10)
-_YIN_CROSS = 10
-_YIN_PACKED = 15
-_LOUDNESS_FFT = 17
-_CHROMA_FFT = 22
-_N_FLOAT_SEGMENTS = 27
-# Segments of the int64 buffer, which starts with the float then the int segment offsets.
-_YIN_PACKED_BITREV, _YIN_CROSS_BITREV, _LOUDNESS_BITREV, _CHROMA_BITREV = range(4)
-_CHROMA_CLASSES = 4
-_INT_SCALARS = 5  # hop, yin_window, tau_min, tau_max
-_N_INT_SEGMENTS = 6
 
 
 class ComplexFFT(NamedTuple):
@@ -75,6 +64,55 @@ class RealFFT(NamedTuple):
     half: ComplexFFT  # twiddles of FFTTables(n), bitrev of n/2 points (bitrev_half)
     spec_re: np.ndarray  # float64[n/2 + 1]: bins 0..n/2 (input of an inverse, or output)
     spec_im: np.ndarray
+
+
+@structref.register
+class AnalyzerStateType(types.StructRef):
+    """numba type of `AnalyzerState` (one instance type, `_STATE_TYPE`, for every rate)."""
+
+
+class AnalyzerState(structref.StructRefProxy):
+    """Python owner of one analyzer's state (made by `_make_state`; kernels read its fields)."""
+
+    __slots__ = ()
+
+
+structref.define_boxing(AnalyzerStateType, AnalyzerState)
+
+_FLOATS = types.Array(types.float64, 1, "C")
+_INTS = types.Array(types.int64, 1, "C")
+_COMPLEX_FFT = types.NamedTuple(
+    (types.Array(types.float64, 2, "C"), _INTS, _FLOATS, _FLOATS), ComplexFFT
+)
+_REAL_FFT = types.NamedTuple((_COMPLEX_FFT, _FLOATS, _FLOATS), RealFFT)
+# Field types are fixed here (C-contiguous arrays, 64-bit scalars) rather than inferred from the
+# first constructor call, so every kernel compiles once for all rates and f0 ranges.
+_STATE_TYPE = AnalyzerStateType(
+    [
+        ("history", _FLOATS),  # the last sizes.history input samples, newest frame at the tail
+        ("pending", _INTS),  # [samples pushed since the last frame]: an array Python reads too
+        ("onset_previous", _FLOATS),  # onset levels L_k of the previous frame
+        ("yin_energy", _FLOATS),  # running sum of squares over the YIN span, span + 1
+        ("yin_correlation", _FLOATS),  # r(u), one per sample of the YIN FFT
+        ("yin_d", _FLOATS),  # d(tau), tau 0..tau_max + 1
+        ("yin_cmnd", _FLOATS),  # cmnd(tau), tau 0..tau_max + 1
+        ("yin_packed", _COMPLEX_FFT),  # complex FFT of span + i * window
+        ("yin_cross", _REAL_FFT),  # inverse real FFT of the cross-spectrum (same twiddles)
+        ("loudness_window", _FLOATS),
+        ("loudness_weights", _FLOATS),  # spec.loudness_bin_weights
+        ("loudness_fft", _REAL_FFT),
+        ("chroma_window", _FLOATS),
+        ("chroma_classes", _INTS),  # spec.chroma_bin_classes
+        ("chroma_fft", _REAL_FFT),
+        ("sample_rate_hz", types.float64),
+        ("onset_scale", types.float64),  # spec.onset_magnitude_scale
+        ("chroma_scale", types.float64),  # spec.chroma_power_scale
+        ("hop", types.int64),  # frame_samples
+        ("yin_window", types.int64),
+        ("tau_min", types.int64),
+        ("tau_max", types.int64),
+    ]
+)
 
 
 @numba.njit(**_JIT)
@@ -201,95 +239,176 @@ def _yin(d: np.ndarray, cmnd: np.ndarray, tau_min: int, tau_max: int, sample_rat
 
 
 @numba.njit(**_JIT)
-def _floats_at(floats: np.ndarray, ints: np.ndarray, segment: int) -> np.ndarray:
-    """View of float segment `segment` (offsets lead the int buffer)."""
-    return floats[ints[segment] : ints[segment + 1]]
+def _new_state(
+    history: np.ndarray,
+    pending: np.ndarray,
+    onset_previous: np.ndarray,
+    yin_energy: np.ndarray,
+    yin_correlation: np.ndarray,
+    yin_d: np.ndarray,
+    yin_cmnd: np.ndarray,
+    yin_packed: ComplexFFT,
+    yin_cross: RealFFT,
+    loudness_window: np.ndarray,
+    loudness_weights: np.ndarray,
+    loudness_fft: RealFFT,
+    chroma_window: np.ndarray,
+    chroma_classes: np.ndarray,
+    chroma_fft: RealFFT,
+    sample_rate_hz: float,
+    onset_scale: float,
+    chroma_scale: float,
+    hop: int,
+    yin_window: int,
+    tau_min: int,
+    tau_max: int,
+) -> AnalyzerState:
+    """An `AnalyzerState` holding these arrays (shared with the caller, not copied)."""
+    state = structref.new(_STATE_TYPE)
+    state.history = history
+    state.pending = pending
+    state.onset_previous = onset_previous
+    state.yin_energy = yin_energy
+    state.yin_correlation = yin_correlation
+    state.yin_d = yin_d
+    state.yin_cmnd = yin_cmnd
+    state.yin_packed = yin_packed
+    state.yin_cross = yin_cross
+    state.loudness_window = loudness_window
+    state.loudness_weights = loudness_weights
+    state.loudness_fft = loudness_fft
+    state.chroma_window = chroma_window
+    state.chroma_classes = chroma_classes
+    state.chroma_fft = chroma_fft
+    state.sample_rate_hz = sample_rate_hz
+    state.onset_scale = onset_scale
+    state.chroma_scale = chroma_scale
+    state.hop = hop
+    state.yin_window = yin_window
+    state.tau_min = tau_min
+    state.tau_max = tau_max
+    return state
 
 
-@numba.njit(**_JIT)
-def _ints_at(ints: np.ndarray, segment: int) -> np.ndarray:
-    """View of int segment `segment`."""
-    base = _N_FLOAT_SEGMENTS + 1
-    return ints[ints[base + segment] : ints[base + segment + 1]]
+def _real_fft(n: int) -> RealFFT:
+    """Tables and zeroed scratch of an n-point real FFT, n >= 8."""
+    tables = FFTTables(n)
+    half = ComplexFFT(tables.twiddles, tables.bitrev_half, np.zeros(n // 2), np.zeros(n // 2))
+    return RealFFT(half, np.zeros(n // 2 + 1), np.zeros(n // 2 + 1))
 
 
-@numba.njit(**_JIT)
-def _twiddles_at(floats: np.ndarray, ints: np.ndarray, segment: int) -> np.ndarray:
-    """The [2, n - 1] twiddle table stored flat in float segment `segment`."""
-    flat = _floats_at(floats, ints, segment)
-    return flat.reshape((2, flat.shape[0] // 2))
-
-
-@numba.njit(**_JIT)
-def _real_fft_at(floats: np.ndarray, ints: np.ndarray, first: int, bitrev: int) -> RealFFT:
-    half = ComplexFFT(
-        _twiddles_at(floats, ints, first),
-        _ints_at(ints, bitrev),
-        _floats_at(floats, ints, first + 1),
-        _floats_at(floats, ints, first + 2),
+def _make_state(sizes: spec.AnalysisSizes, pending: np.ndarray) -> AnalyzerState:
+    """A silent state for `sizes`, with `pending` (int64[1], zero) as its pending count."""
+    yin_fft = spec.next_pow2(sizes.yin_span)
+    yin_cross = _real_fft(yin_fft)
+    yin_packed = ComplexFFT(  # n complex points: the real FFT's twiddles serve it
+        yin_cross.half.twiddles, FFTTables(yin_fft).bitrev, np.zeros(yin_fft), np.zeros(yin_fft)
     )
-    return RealFFT(half, _floats_at(floats, ints, first + 3), _floats_at(floats, ints, first + 4))
-
-
-@numba.njit(**_JIT)
-def _packed_fft_at(floats: np.ndarray, ints: np.ndarray) -> ComplexFFT:
-    """YIN's complex FFT of span + i * window, sharing the cross-correlation's twiddles."""
-    return ComplexFFT(
-        _twiddles_at(floats, ints, _YIN_CROSS),
-        _ints_at(ints, _YIN_PACKED_BITREV),
-        _floats_at(floats, ints, _YIN_PACKED),
-        _floats_at(floats, ints, _YIN_PACKED + 1),
+    return _new_state(
+        history=np.zeros(sizes.history),
+        pending=pending,
+        onset_previous=np.zeros(spec.onset_bin_count(sizes)),
+        yin_energy=np.zeros(sizes.yin_span + 1),
+        yin_correlation=np.zeros(yin_fft),
+        yin_d=np.zeros(sizes.tau_max + 2),
+        yin_cmnd=np.zeros(sizes.tau_max + 2),
+        yin_packed=yin_packed,
+        yin_cross=yin_cross,
+        loudness_window=np.ascontiguousarray(spec.hann(sizes.loudness_window), dtype=np.float64),
+        loudness_weights=np.ascontiguousarray(spec.loudness_bin_weights(sizes), dtype=np.float64),
+        loudness_fft=_real_fft(sizes.loudness_fft),
+        chroma_window=np.ascontiguousarray(spec.hann(sizes.chroma_window), dtype=np.float64),
+        chroma_classes=np.ascontiguousarray(spec.chroma_bin_classes(sizes), dtype=np.int64),
+        chroma_fft=_real_fft(sizes.chroma_fft),
+        sample_rate_hz=float(sizes.sample_rate_hz),
+        onset_scale=float(spec.onset_magnitude_scale(sizes)),
+        chroma_scale=float(spec.chroma_power_scale(sizes)),
+        hop=sizes.frame_samples,
+        yin_window=sizes.yin_window,
+        tau_min=sizes.tau_min,
+        tau_max=sizes.tau_max,
     )
 
 
+@intrinsic
+def _address_of(typingctx, state):
+    """The address of `state`'s memory block (its NRT meminfo), as an intp."""
+    if state != _STATE_TYPE:
+        return None
+
+    def codegen(context, builder, signature, args):
+        meminfo = cgutils.create_struct_proxy(_STATE_TYPE)(context, builder, value=args[0]).meminfo
+        return builder.ptrtoint(meminfo, context.get_value_type(types.intp))
+
+    return types.intp(state), codegen
+
+
+@intrinsic
+def _state_at(typingctx, address):
+    """The `AnalyzerState` whose memory block is at `address` (from `_address_of`): a new
+    reference, so the block lives while the kernel uses it. The caller keeps the state alive."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        state = cgutils.create_struct_proxy(_STATE_TYPE)(context, builder)
+        meminfo_type = context.get_value_type(types.MemInfoPointer(_STATE_TYPE.get_data_type()))
+        state.meminfo = builder.inttoptr(args[0], meminfo_type)
+        value = state._getvalue()
+        context.nrt.incref(builder, _STATE_TYPE, value)
+        return value
+
+    return _STATE_TYPE(address), codegen
+
+
 @numba.njit(**_JIT)
-def _push_samples(
-    floats: np.ndarray, at: int, block: np.ndarray, offset: int, count: int
-) -> None:
-    """History samples at..at+count (the history is float segment 0) = block[offset:+count]."""
+def _state_address(state: AnalyzerState) -> int:
+    """The handle the kernels below take for `state` (valid while `state` lives)."""
+    return _address_of(state)
+
+
+@numba.njit(**_JIT)
+def _append(state: AnalyzerState, block: np.ndarray, offset: int, count: int) -> None:
+    """Append block[offset:offset + count] to the frame at the history's tail (fits: checked)."""
+    history = state.history
+    at = history.shape[0] - state.hop + state.pending[0]
     for i in range(count):
-        floats[at + i] = block[offset + i]
+        history[at + i] = block[offset + i]
+    state.pending[0] += count
 
 
 @numba.njit(**_JIT)
-def _reset(floats: np.ndarray, ints: np.ndarray) -> None:
-    """Silence the history and the onset memory."""
-    _floats_at(floats, ints, _HISTORY)[:] = 0.0
-    _floats_at(floats, ints, _ONSET_PREVIOUS)[:] = 0.0
-
-
-@numba.njit(**_JIT)
-def _compute_frame(floats: np.ndarray, ints: np.ndarray, out: np.ndarray) -> None:
+def _frame(state: AnalyzerState, out: np.ndarray) -> None:
     """All 16 features of the frame ending at the history's last sample, then shift by a hop."""
-    history = _floats_at(floats, ints, _HISTORY)
+    history = state.history
     end = history.shape[0]
-    sample_rate_hz, onset_scale, chroma_scale = _floats_at(floats, ints, _FLOAT_SCALARS)
-    hop, yin_window, tau_min, tau_max = _ints_at(ints, _INT_SCALARS)
+    hop = state.hop
 
-    yin_d = _floats_at(floats, ints, _YIN_D)
+    yin_d = state.yin_d
     _yin_difference(
         history,
-        yin_window,
-        tau_max,
-        _packed_fft_at(floats, ints),
-        _real_fft_at(floats, ints, _YIN_CROSS, _YIN_CROSS_BITREV),
-        _floats_at(floats, ints, _YIN_ENERGY),
-        _floats_at(floats, ints, _YIN_CORRELATION),
+        state.yin_window,
+        state.tau_max,
+        state.yin_packed,
+        state.yin_cross,
+        state.yin_energy,
+        state.yin_correlation,
         yin_d,
     )
     out[F0], out[VOICING] = _yin(
-        yin_d, _floats_at(floats, ints, _YIN_CMND), tau_min, tau_max, sample_rate_hz
+        yin_d, state.yin_cmnd, state.tau_min, state.tau_max, state.sample_rate_hz
     )
 
-    loudness_fft = _real_fft_at(floats, ints, _LOUDNESS_FFT, _LOUDNESS_BITREV)
-    _windowed_rfft(history, end, _floats_at(floats, ints, _LOUDNESS_WINDOW), loudness_fft)
-    weights = _floats_at(floats, ints, _LOUDNESS_WEIGHTS)
+    loudness_fft = state.loudness_fft
+    _windowed_rfft(history, end, state.loudness_window, loudness_fft)
+    weights = state.loudness_weights
     power = 0.0
     for k in range(weights.shape[0]):
         power += weights[k] * (loudness_fft.spec_re[k] ** 2 + loudness_fft.spec_im[k] ** 2)
     out[LOUDNESS] = 10.0 * np.log10(max(power, _LOUDNESS_FLOOR))
 
-    previous = _floats_at(floats, ints, _ONSET_PREVIOUS)
+    previous = state.onset_previous
+    onset_scale = state.onset_scale
     flux = 0.0
     for k in range(previous.shape[0]):
         magnitude = np.sqrt(loudness_fft.spec_re[k] ** 2 + loudness_fft.spec_im[k] ** 2)
@@ -298,9 +417,9 @@ def _compute_frame(floats: np.ndarray, ints: np.ndarray, out: np.ndarray) -> Non
         previous[k] = level
     out[ONSET] = flux / previous.shape[0]
 
-    chroma_fft = _real_fft_at(floats, ints, _CHROMA_FFT, _CHROMA_BITREV)
-    _windowed_rfft(history, end, _floats_at(floats, ints, _CHROMA_WINDOW), chroma_fft)
-    classes = _ints_at(ints, _CHROMA_CLASSES)
+    chroma_fft = state.chroma_fft
+    _windowed_rfft(history, end, state.chroma_window, chroma_fft)
+    classes = state.chroma_classes
     chroma = out[_CHROMA_START : _CHROMA_START + 12]
     chroma[:] = 0.0
     band = 0.0
@@ -309,72 +428,59 @@ def _compute_frame(floats: np.ndarray, ints: np.ndarray, out: np.ndarray) -> Non
             bin_power = chroma_fft.spec_re[k] ** 2 + chroma_fft.spec_im[k] ** 2
             chroma[classes[k]] += bin_power
             band += bin_power
-    scale = 1.0 / band if band * chroma_scale >= _CHROMA_FLOOR else 0.0
+    scale = 1.0 / band if band * state.chroma_scale >= _CHROMA_FLOOR else 0.0
     for c in range(12):
         chroma[c] *= scale
 
     for i in range(end - hop):
         history[i] = history[i + hop]
+    state.pending[0] = 0
 
 
-def _real_fft_segments(n: int) -> tuple[FFTTables, list[np.ndarray]]:
-    """(tables, the 5 float segments) of an n-point real FFT, n >= 8."""
-    tables = FFTTables(n)
-    scratch = [np.zeros(n // 2), np.zeros(n // 2), np.zeros(n // 2 + 1), np.zeros(n // 2 + 1)]
-    return tables, [tables.twiddles.ravel(), *scratch]
+# The kernels Python calls take the state's address, not the state: see the module docstring.
 
 
-def _pack_state(sizes: spec.AnalysisSizes) -> tuple[np.ndarray, np.ndarray]:
-    """The (float64, int64) buffers holding every table, scratch array and the history."""
-    yin_fft = spec.next_pow2(sizes.yin_span)
-    yin_tables, cross = _real_fft_segments(yin_fft)
-    loudness_tables, loudness = _real_fft_segments(sizes.loudness_fft)
-    chroma_tables, chroma = _real_fft_segments(sizes.chroma_fft)
-    float_segments = [
-        np.zeros(sizes.history),
-        np.zeros(spec.onset_bin_count(sizes)),
-        np.zeros(sizes.yin_span + 1),
-        np.zeros(yin_fft),
-        np.zeros(sizes.tau_max + 2),
-        np.zeros(sizes.tau_max + 2),
-        spec.hann(sizes.loudness_window),
-        spec.loudness_bin_weights(sizes),
-        spec.hann(sizes.chroma_window),
-        np.array(
-            [
-                sizes.sample_rate_hz,
-                spec.onset_magnitude_scale(sizes),
-                spec.chroma_power_scale(sizes),
-            ]
-        ),
-        *cross,
-        np.zeros(yin_fft),
-        np.zeros(yin_fft),
-        *loudness,
-        *chroma,
-    ]
-    int_segments = [
-        yin_tables.bitrev,
-        yin_tables.bitrev_half,
-        loudness_tables.bitrev_half,
-        chroma_tables.bitrev_half,
-        spec.chroma_bin_classes(sizes),
-        np.array([sizes.frame_samples, sizes.yin_window, sizes.tau_min, sizes.tau_max]),
-    ]
-    assert len(float_segments) == _N_FLOAT_SEGMENTS and len(int_segments) == _N_INT_SEGMENTS
-    float_offsets = np.cumsum([0] + [len(segment) for segment in float_segments])
-    header = _N_FLOAT_SEGMENTS + _N_INT_SEGMENTS + 2
-    int_offsets = header + np.cumsum([0] + [len(segment) for segment in int_segments])
-    floats = np.concatenate(float_segments).astype(np.float64)
-    ints = np.concatenate([float_offsets, int_offsets, *int_segments]).astype(np.int64)
-    return floats, ints
+@numba.njit(**_JIT)
+def _reset(address: int) -> None:
+    """Silence the history and the onset memory; no samples pending."""
+    state = _state_at(address)
+    state.history[:] = 0.0
+    state.onset_previous[:] = 0.0
+    state.pending[0] = 0
+
+
+@numba.njit(**_JIT)
+def _push(address: int, block: np.ndarray, offset: int, count: int) -> None:
+    """`_append` to the state at `address`."""
+    _append(_state_at(address), block, offset, count)
+
+
+@numba.njit(**_JIT)
+def _compute_frame(address: int, out: np.ndarray) -> None:
+    """`_frame` of the state at `address` into out."""
+    _frame(_state_at(address), out)
+
+
+@numba.njit(**_JIT)
+def _push_frame(
+    address: int, block: np.ndarray, offset: int, count: int, out: np.ndarray
+) -> bool:
+    """`_append`, then `_frame` into out if that completed the frame; whether it did."""
+    state = _state_at(address)
+    _append(state, block, offset, count)
+    if state.pending[0] < state.hop:
+        return False
+    _frame(state, out)
+    return True
 
 
 class StreamingAnalyzer:
     """Causal per-frame features v1 for live use: push samples, compute a frame every hop.
 
-    One analyzer per input signal, used by one thread. `push` takes at most the samples left
-    in the current frame (`frame_samples - pending`): callers split blocks at frame edges.
+    One analyzer per input signal, used by one thread. `push` and `push_frame` take at most the
+    samples left in the current frame (`frame_samples - pending`): callers split blocks at
+    frame edges. `push_frame` is the live path (one compiled call per block piece); `push` then
+    `compute_frame` does the same in two.
     """
 
     def __init__(
@@ -386,53 +492,69 @@ class StreamingAnalyzer:
         self.sizes = spec.analysis_sizes(sample_rate_hz, f0_min_hz, f0_max_hz)
         self.sample_rate_hz = sample_rate_hz
         self.frame_samples = self.sizes.frame_samples
-        self._floats, self._ints = _pack_state(self.sizes)
-        self._frame_start = self.sizes.history - self.frame_samples
-        self._pending = 0
+        pending = np.zeros(1, dtype=np.int64)
+        self._state = _make_state(self.sizes, pending)  # kept alive: _address is its own
+        # The state's pending count as kernels update it; a memoryview reads a Python int fast.
+        self._pending = memoryview(pending)
+        self._address = _state_address(self._state)
         self.warm_up()
 
     @property
     def pending(self) -> int:
         """Samples pushed since the last frame (0..frame_samples)."""
-        return self._pending
+        return self._pending[0]
 
     def warm_up(self) -> None:
         """Run every kernel once (float32 and float64 input) so the first live frame is fast."""
         out = np.zeros(N_FEATURES)
         for dtype in (np.float32, np.float64):
+            block = np.zeros(self.frame_samples, dtype=dtype)
             self.reset()
-            self.push(np.zeros(self.frame_samples, dtype=dtype), 0, self.frame_samples)
+            self.push(block, 0, self.frame_samples)
             self.compute_frame(out)
+            self.push_frame(block, 0, 1, out)
+            self.push_frame(block, 1, self.frame_samples - 1, out)
         self.reset()
 
     def reset(self) -> None:
         """Forget all input: history back to silence, no pending samples."""
-        _reset(self._floats, self._ints)
-        self._pending = 0
+        _reset(self._address)
+
+    def _check_push(self, name: str, block: np.ndarray, offset: int, count: int, hint: str) -> None:
+        """Raise ValueError unless block[offset:offset + count] exists and fits the frame."""
+        if block.dtype != np.float32 and block.dtype != np.float64 or block.ndim != 1:
+            raise ValueError(f"{name} takes a 1-D float32 or float64 array, not {block.dtype}")
+        if count < 0 or offset < 0 or offset + count > block.shape[0]:
+            raise ValueError(f"samples {offset}..{offset + count} lie outside the block")
+        pending = self._pending[0]
+        if pending + count > self.frame_samples:
+            raise ValueError(
+                f"{count} samples overrun the frame ({pending} of {self.frame_samples} "
+                f"pending): split blocks at frame edges{hint}"
+            )
 
     def push(self, block: np.ndarray, offset: int, count: int) -> None:
         """Append block[offset:offset + count] (1-D float32 or float64) to the history."""
-        if block.dtype != np.float32 and block.dtype != np.float64 or block.ndim != 1:
-            raise ValueError(f"push takes a 1-D float32 or float64 array, not {block.dtype}")
-        if count < 0 or offset < 0 or offset + count > block.shape[0]:
-            raise ValueError(f"samples {offset}..{offset + count} lie outside the block")
-        if self._pending + count > self.frame_samples:
-            raise ValueError(
-                f"{count} samples overrun the frame ({self._pending} of {self.frame_samples} "
-                "pending): split blocks at frame edges and call compute_frame in between"
-            )
-        _push_samples(self._floats, self._frame_start + self._pending, block, offset, count)
-        self._pending += count
+        self._check_push("push", block, offset, count, " and call compute_frame in between")
+        _push(self._address, block, offset, count)
+
+    def push_frame(self, block: np.ndarray, offset: int, count: int, out: np.ndarray) -> bool:
+        """`push`, and if that completes the frame, `compute_frame(out)`: whether it did.
+
+        One compiled call either way; `out` (float64[16]) is written only when this returns True.
+        """
+        self._check_push("push_frame", block, offset, count, "")
+        return _push_frame(self._address, block, offset, count, out)
 
     def compute_frame(self, out: np.ndarray) -> None:
         """Write the frame's 16 features (FEATURE_NAMES order) into `out` (float64[16])."""
-        if self._pending != self.frame_samples:
+        pending = self._pending[0]
+        if pending != self.frame_samples:
             raise ValueError(
-                f"a frame needs {self.frame_samples} samples, {self._pending} are pending: "
+                f"a frame needs {self.frame_samples} samples, {pending} are pending: "
                 "push the rest first"
             )
-        _compute_frame(self._floats, self._ints, out)
-        self._pending = 0
+        _compute_frame(self._address, out)
 
     def analyze(
         self, audio: np.ndarray, block_samples: int = DEFAULT_BLOCK_SAMPLES
@@ -446,17 +568,17 @@ class StreamingAnalyzer:
             audio = np.ascontiguousarray(audio, dtype=np.float64)
         hop = self.frame_samples
         values = np.zeros((len(audio) // hop, N_FEATURES))
+        out = np.zeros(N_FEATURES)
         self.reset()
         frame = 0
         for block_start in range(0, len(audio), block_samples):
             position = block_start
             block_end = min(block_start + block_samples, len(audio))
             while position < block_end:
-                count = min(hop - self._pending, block_end - position)
-                self.push(audio, position, count)
-                position += count
-                if self._pending == hop:
-                    self.compute_frame(values[frame])
+                count = min(hop - self.pending, block_end - position)
+                if self.push_frame(audio, position, count, out):
+                    values[frame] = out
                     frame += 1
+                position += count
         self.reset()
         return FeatureFrames(values, self.sample_rate_hz, hop)
