@@ -23,6 +23,7 @@ from engine.features.latency import measure_pitch_settle_ms
 from engine.features.streaming import StreamingAnalyzer
 from engine.latency import measure_onset_latency_samples
 from engine.rates import CONTROL_RATE_HZ, frame_samples
+from engine.voices.factory import part_labels
 
 CSV_HEADER = "time_s,f0_hz,voicing,loudness_db,onset\n"
 CONFIG_HEADER = "# Tutti: the resolved config of an analysis\n"
@@ -127,6 +128,7 @@ def _perform_into(out_dir: Path, input_path: Path, audio: np.ndarray, processor,
         "feature_version": FEATURE_VERSION,
         "duration_s": n / sample_rate_hz,
         "voices": list(processor.voice_names),
+        "parts": part_labels(config),
         "voice_faults": processor.fault_count,
         "timings": {
             "wall_s": wall_s,

@@ -369,7 +369,7 @@ class BlockProcessor:
             take = min(count - position, hop - analyzer.pending)
             if echo is not None:
                 echo.process(block, position, take, analysis_input)
-            analyzer.push(analysis_input, position, take)
+            framed = analyzer.push_frame(analysis_input, position, take, self.frame)
             self.groups.render(position, take)
             for v in range(len(voices)):
                 if not faulted[v] and not grouped[v]:
@@ -378,8 +378,7 @@ class BlockProcessor:
                     except Exception:  # noqa: BLE001 (a broken voice must not stop the stream)
                         self._fault(v)
             position += take
-            if analyzer.pending == hop:
-                analyzer.compute_frame(self.frame)
+            if framed:  # the voices rendered up to the frame edge; now they take the new frame
                 self.history.append(self.frame)
                 self.frame_index += 1
                 self.scheduler.on_frame(self.frame_index)

@@ -34,6 +34,7 @@ from engine.offline import perform_file, prepare_output_dir
 from engine.processor import TEMPO_KEY_TASK
 from engine.safe_files import atomic_write_text
 from engine.tempo_key import TempoKeyTask
+from engine.voices.factory import part_labels
 from realtime.console import Console
 from realtime.devices import NO_DEVICE_HINT, DuplexDevice, duplex_devices, resolve_device
 from realtime.engine_client import EngineClient
@@ -296,6 +297,7 @@ class LiveSession:
             "feature_version": FEATURE_VERSION,
             "input": str(self.options.input_file) if self.options.input_file else "microphone",
             "voices": list(self.voice_names),
+            "parts": part_labels(self.config),
             "models": self.engine.playing_kinds(),
             "index": None,
             "round_trip": {"samples": self.round_trip_samples, "source": self.round_trip_source},

@@ -82,10 +82,12 @@ def test_perform_with_role_voices_writes_the_followers_and_their_piano_roll(tmp_
     assert launch.main(["perform", "demo/melody.flac", "--out", str(out), "--config", str(overlay)]) == 0
     assert "piano roll" in capsys.readouterr().out
     with np.load(out / "followers.npz") as saved:
-        roles = list(saved["roles"])  # the shipped voices stay, on the leader-interval rule
-        assert saved["parts"].shape[1:] == (4, 4, 4) and roles == ["bass", "", "", "harmony"]
-        assert np.isfinite(saved["parts"]).all() and saved["parts"][:, [0, 3], 3].sum() > 0  # the roles played notes
+        roles = list(saved["roles"])  # a file naming every voice's kind defines the ensemble
+        assert saved["parts"].shape[1:] == (2, 4, 4) and roles == ["bass", "harmony"]
+        assert np.isfinite(saved["parts"]).all() and saved["parts"][:, [0, 1], 3].sum() > 0  # the roles played notes
     image = QImage(str(out / "roll.png"))
     assert image.width() == 1400 and len({image.pixel(x, y) for x in range(0, 1400, 7) for y in range(0, 560, 7)}) > 5
     session = json.loads((out / "session.json").read_text())
-    assert session["followers"] == "followers.npz" and session["voices"] == ["bass", "organ", "strings", "pad"]
+    assert session["followers"] == "followers.npz" and session["voices"] == ["bass", "pad"]
+    assert session["parts"] == {"bass": "conductor role bass; played by reference:plucked-bass",
+                                "pad": "conductor role harmony; played by reference:organ"}

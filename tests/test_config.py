@@ -8,12 +8,26 @@ from engine.config import config_to_toml, load_config
 from engine.errors import TuttiError
 
 
-def test_defaults_have_three_reference_voices_at_48k_128() -> None:
+def test_defaults_play_the_shipped_model_voices_at_48k_128() -> None:
+    """The shipped ensemble: the trained decoder's bass, keys and strings on the interval rule,
+    and its winds re-voicing the player's melody (interval 0)."""
     config = load_config()
     assert config.engine.sample_rate_hz == 48000
     assert config.engine.block_samples == 128
-    assert len(config.voices) >= 3
-    assert all(voice.kind.startswith("reference:") for _, voice in config.voices)
+    voices = dict(config.voices)
+    assert {name: voice.kind for name, voice in voices.items()} == {
+        "bass": "model:ensemble/bass", "keys": "model:ensemble/keys",
+        "strings": "model:ensemble/strings", "lead": "model:ensemble/winds"}
+    assert voices["lead"].interval_semitones == 0 and voices["bass"].interval_semitones == -12
+
+
+def test_an_overlay_that_names_every_voices_kind_defines_the_ensemble(tmp_path) -> None:
+    ensemble = tmp_path / "duo.toml"
+    ensemble.write_text('[voices.low]\nkind = "reference:organ"\ninterval_semitones = -12\n'
+                        '[voices.high]\nkind = "reference:organ"\ninterval_semitones = 12\n')
+    config = load_config([ensemble], ["voices.low.gain_db=-3"])
+    assert config.voice_names == ("low", "high")
+    assert dict(config.voices)["low"].gain_db == -3.0
 
 
 def test_overlay_then_set_apply_in_order(tmp_path) -> None:

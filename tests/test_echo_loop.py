@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from demo.melody import render_melody
-from engine.config import load_config
+from tests.reference_config import reference_config
 from engine.features.frames import F0, VOICING
 from engine.features.streaming import StreamingAnalyzer
 from engine.processor import BlockProcessor
@@ -36,7 +36,7 @@ def closed_loop(echo_enabled: bool, echo_gain: float) -> tuple[np.ndarray, np.nd
     """Run melody + room(echo of the mix) through the processor; returns (frames, clean frames)."""
     melody, _ = render_melody(sample_rate_hz=SR)
     melody = np.concatenate([np.zeros(int(LEAD_IN_S * SR), np.float32), melody[: 7 * SR]])
-    config = load_config(sets=[
+    config = reference_config(sets=[
         f"echo.enabled={str(echo_enabled).lower()}", f"echo.bulk_delay_samples={ROUND_TRIP}",
         f"engine.block_samples={BLOCK}",
     ])

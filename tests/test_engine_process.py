@@ -17,12 +17,19 @@ import numpy as np
 import soundfile as sf
 
 from demo.melody import DEMO_PATH
-from engine.config import load_config
 from engine.processor import BlockProcessor
-from realtime.commands import COMMAND_SLOTS, PANIC, SWAP, CommandReader, CommandSender, command_layout
-from realtime.procfs import children, command_line, is_gone
 from engine.ring import INDEX_CELLS, SampleRing
+from realtime.commands import (
+    COMMAND_SLOTS,
+    PANIC,
+    SWAP,
+    CommandReader,
+    CommandSender,
+    command_layout,
+)
+from realtime.procfs import children, command_line, is_gone
 from realtime.shared_memory import SharedArena
+from tests.reference_config import reference_config
 from tests.test_live import REPO, _rms_db, _wait_for_file, server_env
 
 SR = 48000
@@ -80,7 +87,7 @@ def test_an_overflowing_command_ring_refuses_and_counts_without_blocking() -> No
     elapsed = time.perf_counter() - began
     assert results == [True] * COMMAND_SLOTS + [False] * 10
     assert sender.dropped == 10 and elapsed < 0.5
-    processor = BlockProcessor(load_config(sets=["synth.reverb=false"]))
+    processor = BlockProcessor(reference_config(sets=["synth.reverb=false"]))
     assert reader.apply_pending(processor) == COMMAND_SLOTS
     assert sender.send(SWAP, 1, processor.kinds.index("reference:bowed-strings"))
     assert reader.apply_pending(processor) == 1

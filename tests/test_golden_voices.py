@@ -17,7 +17,7 @@ import numpy as np
 
 from demo.melody import DEMO_PATH
 from engine.audio_io import read_mono
-from engine.config import load_config
+from tests.reference_config import reference_config
 from engine.processor import BlockProcessor
 
 GOLDEN = Path(__file__).parent / "golden" / "dry_voices.json"
@@ -25,7 +25,7 @@ SR = 48000
 
 
 def dry_fingerprint() -> dict:
-    config = load_config(sets=["synth.reverb=false", "midi.virtual_port=false"])
+    config = reference_config(sets=["synth.reverb=false", "midi.virtual_port=false"])
     audio = read_mono(DEMO_PATH, SR)[: 3 * SR]
     voices, _ = BlockProcessor(config).render(audio, 128)
     positions = np.linspace(0, len(audio) - 1, 400).astype(int)

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from demo.melody import DEMO_PATH
 from engine.config import load_config
+from tests.reference_config import REFERENCE_VOICES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -193,7 +194,7 @@ def test_panic_from_the_terminal_silences_the_ensemble(named_jack_server, tmp_pa
     take = tmp_path / "take"
     process = subprocess.Popen(
         [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
-         "--duration", "5", "--record", str(take)],
+         "--duration", "5", "--record", str(take), "--config", str(REFERENCE_VOICES)],
         cwd=REPO, env=server_env(name), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )

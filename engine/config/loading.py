@@ -140,11 +140,26 @@ def _build(raw: dict[str, Any]) -> TuttiConfig:
     return TuttiConfig(**sections)
 
 
+def _defines_ensemble(overlay: dict[str, Any]) -> bool:
+    voices = overlay.get("voices")
+    return isinstance(voices, dict) and bool(voices) and all(
+        isinstance(table, dict) and "kind" in table for table in voices.values())
+
+
 def load_config(overlays: list[Path] | tuple[Path, ...] = (), sets: list[str] | tuple[str, ...] = ()) -> TuttiConfig:
-    """Resolve the config from the shipped defaults, overlay files in order, then --set options."""
+    """Resolve the config from the shipped defaults, overlay files in order, then --set options.
+
+    Sections merge key by key. A file whose every [voices.NAME] table names its `kind` defines
+    the whole ensemble instead (a take's config.toml plays exactly the take's voices, whatever
+    the defaults have since gained); voice tables without a kind only change those voices'
+    settings, as --set options do.
+    """
     raw = _read_toml(DEFAULTS_PATH)
     for path in overlays:
-        raw = _merge(raw, _read_toml(Path(path)))
+        overlay = _read_toml(Path(path))
+        if _defines_ensemble(overlay):
+            raw = {**raw, "voices": {}}
+        raw = _merge(raw, overlay)
     for option in sets:
         raw = _merge(raw, parse_set_option(option))
     return _build(raw)

@@ -146,15 +146,10 @@ class DecoderBatch:
             self._values.append(value)
             self._binding.bind_ortvalue_output(name, value)
 
-    def step(self, stepping: np.ndarray | None = None) -> None:
-        """One control frame for every slot; the state carries over to the next call. With
-        `stepping` (bool [1, B, 1]), only those slots' memory moves on: the others keep theirs,
-        as if they had not been stepped (a voice that is not playing now)."""
+    def step(self) -> None:
+        """One control frame for every slot; the state carries over to the next call."""
         self.session.run_with_iobinding(self._binding)
-        if stepping is None:
-            np.copyto(self.state, self._state_out)
-        else:
-            np.copyto(self.state, self._state_out, where=stepping)
+        np.copyto(self.state, self._state_out)
 
     def reset(self, slot: int | None = None) -> None:
         """Clear the GRU memory of one slot (or of all)."""

@@ -69,6 +69,22 @@ def reference_instrument(name: str, kind: str, config: TuttiConfig, slots: int =
     )
 
 
+def part_label(voice: VoiceConfig) -> str:
+    """What a voice plays, in words, for session.json: its part source, then its kind."""
+    if voice.role:
+        source = f"conductor role {voice.role}"
+    elif voice.kind == TASK_PLAN_KIND:
+        source = "test task plan"
+    else:
+        source = f"leader-interval rule, {voice.interval_semitones:+g} semitones"
+    return f"{source}; played by {voice.kind}"
+
+
+def part_labels(config: TuttiConfig) -> dict[str, str]:
+    """`part_label` of every configured voice, by name."""
+    return {name: part_label(voice) for name, voice in config.voices}
+
+
 def build_voices(config: TuttiConfig) -> list[Voice]:
     """One voice per [voices.NAME] table, in config order."""
     return [build_voice(name, voice, config) for name, voice in config.voices]

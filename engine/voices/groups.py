@@ -12,11 +12,11 @@ voice slot plays, unless the slot is crossfading or faulted. A member on the lea
 rule is filled inside the kernel; one whose part reads the control bus (a plan) is filled in
 Python just before it. The output is the same, sample for sample, as each voice's own calls.
 
-Model voices (engine/voices/neural.py) of one decoder file join one shared `DecoderBatch`, a
-slot each: the group writes the inputs of the voices it plays, the processor lets a crossfade
-write those of its two voices, then one ORT call steps every slot at once and the controls go
-to the synths; a slot that is not playing keeps its GRU memory. A batch of B rounds like B
-calls of one only to within float32 matmul order (about 1e-6 of full scale, tested).
+Model voices (engine/voices/neural.py) of one decoder file that play now join one shared
+`DecoderBatch`, a slot each: the group writes their inputs, one ORT call steps them all and the
+controls go to their synths. A voice that stops playing there (swapped out, crossfading,
+faulted) takes its GRU memory back to its own batch and steps alone. A batch of B rounds like
+B calls of one only to within float32 matmul order (below -100 dB of the signal, tested).
 """
 
 from __future__ import annotations
@@ -57,6 +57,22 @@ def _step_group(
             f0[s] = note_controls(parts[m], slot_note[s], frame_s, pluck_decay_s[m], weights[m],
                                   noise_gain[m], slot_state[s], amplitudes[s], noise[s])
             retarget_synth(s, f0[s], amplitudes[s], noise[s], *retarget_state)
+
+
+@numba.njit(nogil=True, cache=True)
+def _apply_batch(
+    order: np.ndarray, count: int, f0: np.ndarray, batch_amplitudes: np.ndarray, batch_noise: np.ndarray,
+    amplitudes: np.ndarray, noise: np.ndarray, retarget_state: tuple,
+) -> None:
+    """The stepped batch's controls (float32, slot j) to the synth of member order[j], as
+    `NeuralVoice.apply` hands them over (widened to float64 first)."""
+    for j in range(count):
+        m = order[j]
+        for h in range(amplitudes.shape[0]):
+            amplitudes[h] = batch_amplitudes[j, h]
+        for b in range(noise.shape[0]):
+            noise[b] = batch_noise[j, b]
+        retarget_synth(m, f0[m], amplitudes, noise, *retarget_state)
 
 
 def groupable(voice: Voice) -> bool:
@@ -124,42 +140,61 @@ class ReferenceGroup:
 
 
 class ModelGroup:
-    """The model voices of one decoder file in one shared batch, rendered by one synth bank."""
+    """The model voices of one decoder file: those it plays step in one shared batch and
+    render through one synth bank.
+
+    A batch is bound for every count of playing voices (1..members, ORT I/O binding over
+    preallocated arrays, one session), so each frame's ORT call holds only the voices that play.
+    The others (another kind's alternative, a voice in a crossfade) are back on their own
+    batch of one and step alone when they are stepped.
+    """
 
     def __init__(self, members: list[tuple[int, NeuralVoice]], voice_f0: np.ndarray) -> None:
         self.members = [voice for _, voice in members]
         self.rows = [row for row, _ in members]
         self.playing = np.zeros(len(members), dtype=np.int64)
-        self._stepping = np.zeros((1, len(members), 1), dtype=bool)
         self._voice_f0 = voice_f0
         first = self.members[0].batch
-        self.batch = DecoderBatch(first.info, len(members), session=first.session)
-        for m, voice in enumerate(self.members):
-            voice.join(self.batch, m)
+        self._batches = [DecoderBatch(first.info, count, session=first.session)
+                         for count in range(1, len(members) + 1)]
+        self._order = np.zeros(len(members), dtype=np.int64)  # the members in the batch, by slot
+        self._count = 0
+        self._f0 = np.zeros(len(members))  # what each member plays this frame (Hz, 0 = silent)
+        self._amplitudes = np.zeros(first.info.n_harmonics)
+        self._noise = np.zeros(first.info.n_noise_bands)
         self.bank = SynthBank([voice.synths[0] for voice in self.members], self.rows)
 
     def activate(self, voices: list[Voice], faulted: np.ndarray, fades: list[Crossfade]) -> None:
+        for j in range(self._count):
+            self.members[self._order[j]].leave()
+        count = 0
         for m, voice in enumerate(self.members):
             row = self.rows[m]
-            current, fade = voices[row], fades[row]
-            fading = current is fade and (fade.new is voice or (fade.old is voice and not fade.finished))
-            self.playing[m] = current is voice and not faulted[row]
-            self._stepping[0, m, 0] = (self.playing[m] or fading) and not faulted[row]
+            self.playing[m] = voices[row] is voice and not faulted[row]
+            if self.playing[m]:
+                self._order[count] = m
+                count += 1
+        self._count = count
+        for j in range(count):
+            self.members[self._order[j]].join(self._batches[count - 1], j)
         np.copyto(self.bank.active, self.playing)
 
     def step(self, frame: np.ndarray, frame_index: int) -> None:
-        """Write the inputs of the voices the group plays (a crossfade writes its own)."""
-        for m, voice in enumerate(self.members):
-            if self.playing[m]:
-                voice.prepare(frame)
-                self._voice_f0[self.rows[m]] = voice.sounding_f0_hz
+        """Write the inputs of the voices the group plays."""
+        for j in range(self._count):
+            m = self._order[j]
+            voice = self.members[m]
+            voice.prepare(frame)
+            self._f0[m] = self._voice_f0[self.rows[m]] = voice.sounding_f0_hz
 
     def finish_step(self) -> None:
-        """One ORT call for every slot, then each stepping voice's controls to its synth."""
-        self.batch.step(self._stepping)
-        for m, voice in enumerate(self.members):
-            if self._stepping[0, m, 0]:
-                voice.apply()
+        """One ORT call for the voices it plays, then one kernel hands every one's controls
+        to its synth."""
+        if self._count:
+            batch = self._batches[self._count - 1]
+            batch.step()
+            _apply_batch(self._order, self._count, self._f0, batch.harmonic_amplitudes, batch.noise_magnitudes,
+                         self._amplitudes, self._noise, self.bank.retarget_state)
 
 
 class VoiceGroups:

@@ -6,7 +6,8 @@ decoder: each control frame it writes the f0 (0 when silent) and loudness into i
 `DecoderBatch`, steps it, and hands the controls to its `VoiceSynth`, built at the model's
 training Nyquist (a harmony role plays its lowest note: one decoder slot per voice). With `owns_batch` the
 voice steps a batch of its own (B = 1); an instrument group (engine/voices/groups.py) makes
-them `join` a shared batch, which it steps once per frame for all of them.
+the voices it plays `join` a shared batch, which it steps once per frame for all of them, and
+makes a voice `leave` when it stops playing there.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class NeuralVoice:
         self._part_frame = new_part_frame()
         self._clock = np.zeros(1, dtype=np.int64)
         self._instrument = instrument
+        self._own_batch = batch
         batch.instrument[slot] = instrument
 
     @property
@@ -80,11 +82,19 @@ class NeuralVoice:
         return [self._synth]
 
     def join(self, batch: DecoderBatch, slot: int) -> None:
-        """Play from slot `slot` of a group's shared batch (same model): from now on `step` only
-        writes the inputs, and the group steps the batch and calls `apply`."""
+        """Play from slot `slot` of a group's shared batch (same model), its GRU memory moved
+        there: from now on `step` only writes the inputs; the group steps the batch and calls
+        `apply`."""
         batch.state[:, slot] = self.batch.state[:, self.slot]
         batch.instrument[slot] = self._instrument
         self.batch, self.slot, self.owns_batch = batch, slot, False
+
+    def leave(self) -> None:
+        """Back to its own batch (B = 1), memory and all: it steps alone again."""
+        own = self._own_batch
+        if self.batch is not own:
+            own.state[:, 0] = self.batch.state[:, self.slot]
+            self.batch, self.slot, self.owns_batch = own, 0, True
 
     def attach(self, bus, tasks: list, clock: np.ndarray) -> None:  # noqa: ANN001 (ControlBus)
         """A voice playing a role reads frame numbers from `clock` and its plans from `bus`."""
