@@ -10,7 +10,7 @@ Callback p99 is given as wall time and as the callback thread's CPU time. Target
 xruns at most 1.5 x floor + 5, and, with 12 synth instances, callback p99 at most 50% of the
 block. Run it on an idle machine: anything else running shows up as xruns.
 
-`python bench/live.py [--seconds 15] [--pairs 3] [--blocks 128 256] [--voices 6 12] [--loads none gui4 gui8 tasks] [--midi] [--conductor]`
+`python bench/live.py [--seconds 15] [--pairs 3] [--blocks 128 256] [--voices 6 12] [--loads none gui4 gui8 tasks] [--midi] [--conductor] [--models]`
 """
 
 from __future__ import annotations
@@ -35,18 +35,21 @@ from realtime.live import LiveOptions, LiveSession  # noqa: E402
 from realtime.telemetry import CallbackTelemetry  # noqa: E402
 
 KINDS = ("reference:plucked-bass", "reference:organ", "reference:bowed-strings")
+MODEL_KINDS = tuple(f"model:ensemble/{name}" for name in ("bass", "keys", "guitar", "strings", "winds", "drums"))
 INTERVALS = (-12, -5, 4, 7, -24, 12, -17, 16, 19, -8, 3, 9)
 
 
 ROLES = ("bass", "harmony", "counter")  # with --conductor, the first three voices play these
 
 
-def config_with_voices(n_voices: int, block: int, midi: bool = False, conductor: bool = False):
+def config_with_voices(n_voices: int, block: int, midi: bool = False, conductor: bool = False, models: bool = False):
     """The shipped config with exactly `n_voices` reference voices (MIDI's virtual port on or off);
-    with `conductor`, the first three play the shipped conductor's roles (its MIDI out on too)."""
+    with `conductor`, the first three play the shipped conductor's roles (its MIDI out on too);
+    with `models`, the voices play the shipped decoder's six instruments in turn."""
+    kinds = MODEL_KINDS if models else KINDS
     base = load_config(sets=[f"engine.block_samples={block}", f"midi.virtual_port={str(midi).lower()}"])
     voices = tuple(
-        (f"v{i}", VoiceConfig(kind=KINDS[i % 3], interval_semitones=INTERVALS[i % len(INTERVALS)], gain_db=-14.0,
+        (f"v{i}", VoiceConfig(kind=kinds[i % len(kinds)], interval_semitones=INTERVALS[i % len(INTERVALS)], gain_db=-14.0,
                               role=ROLES[i] if conductor and i < len(ROLES) else ""))
         for i in range(n_voices)
     )
@@ -74,13 +77,14 @@ def passthrough(block: int, seconds: float) -> dict:
     return telemetry.snapshot()
 
 
-def tutti(block: int, n_voices: int, seconds: float, load: str, midi: bool = False, conductor: bool = False) -> dict:
+def tutti(block: int, n_voices: int, seconds: float, load: str, midi: bool = False, conductor: bool = False,
+          models: bool = False) -> dict:
     """Telemetry of a recorded live take with `load` running in the control process."""
     import sounddevice as sd
 
     if not sd._initialized:
         sd._initialize()  # to resolve the device; the session leaves the graph again
-    config = config_with_voices(n_voices, block, midi, conductor)
+    config = config_with_voices(n_voices, block, midi, conductor, models)
     with tempfile.TemporaryDirectory() as tmp, LoadThreads(load):
         options = LiveOptions(input_file=DEMO_PATH, loop=True, duration_s=seconds,
                               record_dir=Path(tmp) / "take", print_telemetry=False)
@@ -99,10 +103,11 @@ def _passthrough_in_own_process(block: int, seconds: float) -> dict:
         return pool.apply(passthrough, (block, seconds))
 
 
-def measure_pair(block: int, n_voices: int, seconds: float, load: str, midi: bool, conductor: bool) -> tuple[dict, dict]:
+def measure_pair(block: int, n_voices: int, seconds: float, load: str, midi: bool, conductor: bool,
+                 models: bool) -> tuple[dict, dict]:
     with LoadProcess(load):
         floor = _passthrough_in_own_process(block, seconds)
-    return floor, tutti(block, n_voices, seconds, load, midi, conductor)
+    return floor, tutti(block, n_voices, seconds, load, midi, conductor, models)
 
 
 def _median(rows: list[dict], key: str) -> float:
@@ -134,6 +139,8 @@ def main() -> None:
                         help="keep the default MIDI config (a virtual JACK MIDI input in the control process)")
     parser.add_argument("--conductor", action="store_true",
                         help="the first three voices play the shipped conductor's roles (its task and MIDI out run)")
+    parser.add_argument("--models", action="store_true",
+                        help="the voices play the shipped decoder's instruments (one batched ORT call per frame)")
     args = parser.parse_args()
     print("| block | voices | load in control | floor xruns | xruns | callbacks | p50 ms | p99 ms (of block) "
           "| p99 thread CPU ms | deadline misses | target |")
@@ -142,10 +149,11 @@ def main() -> None:
         with private_jack_server(block):
             for load in args.loads:
                 for n_voices in args.voices:
-                    pairs = [measure_pair(block, n_voices, args.seconds, load, args.midi, args.conductor)
+                    pairs = [measure_pair(block, n_voices, args.seconds, load, args.midi, args.conductor, args.models)
                              for _ in range(args.pairs)]
                     floors, rows = [p[0] for p in pairs], [p[1] for p in pairs]
-                    label = load + (" + MIDI" if args.midi else "") + (" + conductor" if args.conductor else "")
+                    label = (load + (" + MIDI" if args.midi else "") + (" + conductor" if args.conductor else "")
+                             + (" (model voices)" if args.models else ""))
                     print(row_text(block, n_voices, label, floors, rows), flush=True)
 
 

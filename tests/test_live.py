@@ -39,7 +39,7 @@ def test_ten_second_take_matches_perform(named_jack_server, tmp_path) -> None:
     take = tmp_path / "take"
     result = launch(
         "live", "--input-file", DEMO_PATH, "--duration", "10", "--record", take, "--blocksize", period,
-        env=server_env(name),
+        "--config", REFERENCE_VOICES, env=server_env(name),
     )
     assert result.returncode == 0, result.stderr
     session = json.loads((take / "session.json").read_text())
@@ -56,7 +56,7 @@ def test_ten_second_take_matches_perform(named_jack_server, tmp_path) -> None:
         telemetry["latency_ms"]["onset"] + telemetry["latency_ms"]["device"]
     )
 
-    names = ["input", "mix", *load_config().voice_names]
+    names = ["input", "mix", *load_config([REFERENCE_VOICES]).voice_names]
     infos = {n: sf.info(str(take / f"{n}.wav")) for n in names}
     assert len({info.frames for info in infos.values()}) == 1
     assert all(info.subtype == "FLOAT" and info.samplerate == 48000 for info in infos.values())
@@ -86,12 +86,10 @@ def test_recording_survives_a_killed_jack_server(named_jack_server, tmp_path) ->
     take = tmp_path / "take"
     process = subprocess.Popen(
         [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
-         "--record", str(take)],
+         "--record", str(take), "--config", str(REFERENCE_VOICES)],
         cwd=REPO, env=server_env(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 60
-    while not (take / "mix.wav").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _wait_for_file(take / "mix.wav")
     time.sleep(3.0)
     jackd.send_signal(signal.SIGKILL)
     jackd.wait(timeout=10)
@@ -130,10 +128,17 @@ def _rms_db(x: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-20))
 
 
-def _wait_for_file(path: Path, timeout_s: float = 60) -> None:
+def _wait_for_file(path: Path, timeout_s: float = 60, min_seconds: float = 0.2) -> None:
+    """Wait until the take's WAV `path` exists and its header covers `min_seconds` of 48 kHz
+    audio: the stream runs (the files appear before the engine has warmed its voices)."""
     deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while True:
+        try:
+            if sf.info(str(path)).frames >= min_seconds * 48000:
+                return
+        except RuntimeError:  # not there yet, or its first header not written
+            pass
+        assert time.monotonic() < deadline, f"{path} never held {min_seconds} s of audio"
         time.sleep(0.05)
 
 
@@ -149,7 +154,7 @@ def test_midi_cc_from_another_port_moves_the_master_gain(named_jack_server, tmp_
     take = tmp_path / "take"
     process = subprocess.Popen(
         [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
-         "--duration", "6", "--record", str(take), "--config", str(overlay)],
+         "--duration", "6", "--record", str(take), "--config", str(REFERENCE_VOICES), "--config", str(overlay)],
         cwd=REPO, env=server_env(name), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
@@ -194,7 +199,7 @@ def test_panic_from_the_terminal_silences_the_ensemble(named_jack_server, tmp_pa
     take = tmp_path / "take"
     process = subprocess.Popen(
         [sys.executable, str(REPO / "launch.py"), "live", "--input-file", str(DEMO_PATH), "--loop",
-         "--duration", "5", "--record", str(take), "--config", str(REFERENCE_VOICES)],
+         "--duration", "7", "--record", str(take), "--config", str(REFERENCE_VOICES)],
         cwd=REPO, env=server_env(name), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
@@ -209,11 +214,15 @@ def test_panic_from_the_terminal_silences_the_ensemble(named_jack_server, tmp_pa
     assert process.returncode == 0, stderr
     assert "panic: all voices muted" in stdout and "organ now plays reference:bowed-strings" in stdout
     mix, _ = sf.read(str(take / "mix.wav"))
-    before, after = _rms_db(mix[int(1.0 * 48000):int(2.0 * 48000)]), _rms_db(mix[-int(1.5 * 48000):])
+    records = json.loads((take / "session.json").read_text())["automation"]["records"]
+    kinds = [r[1] for r in records]
+    assert sorted(kinds[:2]) == [-2, 0] and -3 in kinds  # the bass fader and the swap, then the panic
+    panic_at = int(next(r[0] for r in records if r[1] == -3))
+    # from 2 s after the panic on, the shared reverb's 1.4 s tail has died away too
+    assert len(mix) - panic_at > 2.5 * 48000, "the take ended too soon after the panic"
+    before, after = _rms_db(mix[int(1.0 * 48000):int(2.0 * 48000)]), _rms_db(mix[panic_at + 2 * 48000:])
     print(f"mix before {before:.1f} dB, after panic {after:.1f} dB")
     assert before > -40 and after < -90
-    kinds = [r[1] for r in json.loads((take / "session.json").read_text())["automation"]["records"]]
-    assert sorted(kinds[:2]) == [-2, 0] and -3 in kinds  # the bass fader and the swap, then the panic
     assert_perform_reproduces(take, tmp_path / "offline")
 
 

@@ -111,6 +111,20 @@ def open_session(info: DecoderInfo):
     return session
 
 
+_SHARED_SESSIONS: dict[tuple[str, str], Any] = {}
+
+
+def shared_session(info: DecoderInfo):
+    """One session per model file and content in this process: every voice of a model, alone
+    or in a group, runs on it (ORT sessions take concurrent runs; each batch binds its own
+    arrays). Keyed by the checked sha256, so a model rewritten in place opens anew."""
+    key = (str(info.onnx_path.resolve()), str(info.sidecar.get("onnx_sha256")))
+    session = _SHARED_SESSIONS.get(key)
+    if session is None:
+        session = _SHARED_SESSIONS[key] = open_session(info)
+    return session
+
+
 class DecoderBatch:
     """B voice slots of one decoder, stepped together in one ORT call per control frame.
 
@@ -127,7 +141,7 @@ class DecoderBatch:
             raise TuttiError(f"decoder batch {batch}: give 1 or more voice slots")
         self.info = info
         self.batch = batch
-        self.session = session if session is not None else open_session(info)
+        self.session = session if session is not None else shared_session(info)
         self.f0_hz = np.zeros(batch, dtype=np.float32)
         self.loudness_db = np.full(batch, -100.0, dtype=np.float32)
         self.instrument = np.zeros(batch, dtype=np.int64)
