@@ -273,7 +273,7 @@ class BlockProcessor:
         self._panic_requested = False
         self._panic_reset_left = 0
         self._limiter_gain[0] = 1.0
-        self.groups.activate(self.voices, self.faulted, self._fades)
+        self.groups.activate(self.voices, self.faulted)
         self.reverb.reset()
         self.apply_config_mixer()
         self._used_voices[:] = self.params.voices
@@ -324,7 +324,7 @@ class BlockProcessor:
         new.reset()
         fade.begin(current, new)
         self.voices[index] = fade
-        self.groups.activate(self.voices, self.faulted, self._fades)
+        self.groups.activate(self.voices, self.faulted)
         self.voice_kind[index] = kind_index
         self._log_event(SWAP_ROW, index, kind_index)
 
@@ -349,7 +349,7 @@ class BlockProcessor:
         self.voice_exceptions += 1
         self.faulted[index] = 1
         self._fault_pending = True
-        self.groups.activate(self.voices, self.faulted, self._fades)
+        self.groups.activate(self.voices, self.faulted)
 
     def process(self, block: np.ndarray, count: int = -1) -> int:
         """Process the first `count` samples of `block` (all of it by default); returns count."""
@@ -423,7 +423,7 @@ class BlockProcessor:
             voice = voices[v]
             if voice is fades[v] and voice.finished:
                 voices[v] = voice.new
-                groups.activate(voices, faulted, fades)
+                groups.activate(voices, faulted)
         try:
             groups.step(self.frame, self.frame_index)
         except Exception:  # noqa: BLE001 (a plan that cannot be read silences its voices, not the stream)

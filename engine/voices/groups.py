@@ -29,7 +29,6 @@ from engine.parts import PART_ACTIVE, PART_F0, LeaderIntervalPart, leader_interv
 from engine.synth.bank import SynthBank, retarget_synth
 from engine.synth.stacking import gather
 from engine.voices.base import Voice
-from engine.voices.crossfade import Crossfade
 from engine.voices.neural import NeuralVoice
 from engine.voices.part_voice import PartVoice
 from engine.voices.reference import ReferenceInstrument, note_controls
@@ -123,7 +122,7 @@ class ReferenceGroup:
             stacked["noise"], stacked["f0"], self.bank.retarget_state,
         )
 
-    def activate(self, voices: list[Voice], faulted: np.ndarray, fades: list[Crossfade]) -> None:
+    def activate(self, voices: list[Voice], faulted: np.ndarray) -> None:
         for m, voice in enumerate(self.members):
             row = self.rows[m]
             self.playing[m] = voices[row] is voice and not faulted[row]
@@ -136,7 +135,7 @@ class ReferenceGroup:
         _step_group(frame, *self._arguments)
 
     def finish_step(self) -> None:
-        pass
+        """Nothing left: `step` retargeted every synth (the interface model groups need)."""
 
 
 class ModelGroup:
@@ -164,7 +163,7 @@ class ModelGroup:
         self._noise = np.zeros(first.info.n_noise_bands)
         self.bank = SynthBank([voice.synths[0] for voice in self.members], self.rows)
 
-    def activate(self, voices: list[Voice], faulted: np.ndarray, fades: list[Crossfade]) -> None:
+    def activate(self, voices: list[Voice], faulted: np.ndarray) -> None:
         for j in range(self._count):
             self.members[self._order[j]].leave()
         count = 0
@@ -219,12 +218,12 @@ class VoiceGroups:
                 by_model.setdefault(str(voice.batch.info.onnx_path), []).append((v, voice))
         self.groups.extend(ModelGroup(model_members, voice_f0) for model_members in by_model.values())
 
-    def activate(self, voices: list[Voice], faulted: np.ndarray, fades: list[Crossfade]) -> None:
+    def activate(self, voices: list[Voice], faulted: np.ndarray) -> None:
         """Members play through their group where they are what their slot plays now (not a
         crossfade, not faulted). Audio thread, on a swap, a finished fade, a fault or a reset."""
         self.grouped[:] = 0
         for group in self.groups:
-            group.activate(voices, faulted, fades)
+            group.activate(voices, faulted)
             for m, row in enumerate(group.rows):
                 if group.playing[m]:
                     self.grouped[row] = 1
